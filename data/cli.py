@@ -99,8 +99,9 @@ def _coerce(cls: type, name: str, value: Any) -> Any:
                 raise ValueError(f"--{name} expects KEY=VALUE pairs, got {pair!r}")
             out[key] = val
         return out
-    if typing.get_origin(tp) is tuple and isinstance(value, list):
-        return tuple(value)
+    if typing.get_origin(tp) is list and isinstance(value, list) and typing.get_args(tp) == (str,):
+        # `--systems plain,finetuned` and `--systems plain finetuned` mean the same
+        return [part.strip() for v in value for part in str(v).split(",") if part.strip()]
     return value
 
 

@@ -1,0 +1,1 @@
+"""Generate answers per system, score them (ROUGE, BLEU, degeneration, ...) and report."""

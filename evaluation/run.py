@@ -1,0 +1,171 @@
+"""`python -m evaluation.run`: answer eval questions with each system, score, and write a report.
+
+Writes <out_dir>/predictions/<system>.jsonl (the resumable cache), predictions.jsonl (all systems),
+metrics.json (config, metric versions, git hash, scores overall and per domain) and report.md.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections import defaultdict
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from data.loaders import read_split
+from data.schema import QAItem
+from evaluation.config import EvalConfig
+from evaluation.metrics import compute_metrics, metric_versions
+from evaluation.predictions import append_rows, read_cached, rewrite_clean
+from evaluation.report import markdown_table
+
+log = logging.getLogger(__name__)
+
+
+class RunConfigError(ValueError):
+    """A run directory's config.json is missing or unreadable."""
+
+
+@dataclass
+class EvalResult:
+    out_dir: Path
+    metrics: dict
+    table: str
+    n_items: int
+
+
+def read_run_config(run_dir: str | Path) -> dict:
+    path = Path(run_dir) / "config.json"
+    if not path.exists():
+        raise RunConfigError(f"{path} does not exist: {run_dir} is not a training run directory.")
+    try:
+        cfg = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise RunConfigError(f"{path} is corrupt (line {exc.lineno}, column {exc.colno}: {exc.msg}).") from None
+    missing = [k for k in ("model", "train", "data") if not isinstance(cfg.get(k), dict)]
+    if missing:
+        raise RunConfigError(f"{path} lacks the section(s) {missing}; was it written by training.run?")
+    return cfg
+
+
+def sample_items(items: list[QAItem], n: int | None, seed: int) -> list[QAItem]:
+    if n is None or n >= len(items):
+        return items
+    from data.split import carve_stratified
+
+    return carve_stratified(items, n, seed)[1]
+
+
+def _model_config(run_cfg: dict | None):
+    from model.config import ModelConfig
+
+    return ModelConfig(**run_cfg["model"]) if run_cfg else ModelConfig()
+
+
+def evaluate(cfg: EvalConfig, progress: bool = True) -> EvalResult:
+    from model.generate import GenerationSettings, generate_answers
+    from prompting.templates import build_prompt, encode_prompt, stop_strings
+
+    run_cfg = read_run_config(cfg.run_dir) if cfg.run_dir else None
+    style = cfg.prompt_style or (run_cfg["train"]["prompt_style"] if run_cfg else "study")
+    eval_file = cfg.eval_file or (Path(run_cfg["data"]["out_dir"]) / "eval.jsonl" if run_cfg else Path("artifacts/data/eval.jsonl"))
+    if not Path(eval_file).exists():
+        raise FileNotFoundError(f"eval file {eval_file} does not exist; run `python -m data.prepare` or pass --eval.eval_file")
+    items = sample_items(read_split(eval_file), cfg.sample, cfg.sample_seed)
+    out_dir = Path(cfg.out_dir or (Path(cfg.run_dir) / "eval" if cfg.run_dir else Path("runs/eval-plain")))
+    settings = GenerationSettings(max_new_tokens=cfg.max_new_tokens, batch_size=cfg.batch_size, repetition_penalty=cfg.repetition_penalty)
+    stops = stop_strings(style)
+
+    model = tok = None
+    all_rows: dict[str, list[dict]] = {}
+    for system in cfg.systems:
+        cache_path = out_dir / "predictions" / f"{system}.jsonl"
+        cached = read_cached(cache_path)
+        todo = [it for it in items if it.id not in cached]
+        log.info("%s: %d cached, %d to generate", system, len(items) - len(todo), len(todo))
+        if todo:
+            if model is None:
+                from model.load import load_model
+
+                model, tok = load_model(_model_config(run_cfg))
+            if system == "finetuned":
+                from model.load import load_adapter
+
+                model = load_adapter(model, Path(cfg.run_dir) / "adapter")
+            prompts = [encode_prompt(build_prompt(it.question, tok, style), tok) for it in todo]
+            batches = range(0, len(todo), settings.batch_size)
+            if progress:
+                from tqdm.auto import tqdm
+
+                batches = tqdm(batches, desc=f"answers ({system})", unit="batch")
+            for start in batches:
+                chunk = todo[start : start + settings.batch_size]
+                gens = generate_answers(model, tok, prompts[start : start + settings.batch_size], settings, stops)
+                rows = [
+                    {
+                        "id": it.id, "system": system, "domain": it.domain, "question": it.question,
+                        "reference": it.answer, "prediction": g.text, "raw_prediction": g.raw_text,
+                        "stop_reason": g.stop_reason, "new_tokens": g.new_tokens,
+                    }
+                    for it, g in zip(chunk, gens)
+                ]
+                append_rows(cache_path, rows)
+                cached.update({r["id"]: r for r in rows})
+        rewrite_clean(cache_path, list(cached.values()))  # drops any half-written line a kill left behind
+        all_rows[system] = [cached[it.id] for it in items]
+
+    metrics = {s: compute_metrics(rows) for s, rows in all_rows.items()}
+    by_domain = {}
+    for s, rows in all_rows.items():
+        groups = defaultdict(list)
+        for r in rows:
+            groups[r["domain"]].append(r)
+        by_domain[s] = {d: compute_metrics(g, ["rouge", "bleu"]) for d, g in sorted(groups.items())}
+    from data.provenance import run_info
+
+    table = markdown_table(metrics, len(items))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with open(out_dir / "predictions.jsonl", "w", encoding="utf-8") as fh:
+        for s in all_rows:
+            for r in all_rows[s]:
+                fh.write(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n")
+    summary = {
+        "n_items": len(items),
+        "eval_file": str(eval_file),
+        "prompt_style": style,
+        "generation": settings.to_dict(),
+        "config": asdict(cfg),
+        "metric_versions": metric_versions(),
+        "metrics": metrics,
+        "by_domain": by_domain,
+        "run": run_info(),
+    }
+    (out_dir / "metrics.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    (out_dir / "report.md").write_text("# Evaluation\n\n" + table)
+    return EvalResult(out_dir, metrics, table, len(items))
+
+
+def main(argv: list[str] | None = None) -> int:
+    from data.cli import add_dataclass_args, dataclass_from_args
+    from data.loaders import CorpusError
+    from model.load import AdapterNotFoundError
+    from model.resolve import ModelNotFoundError
+
+    parser = argparse.ArgumentParser(prog="python -m evaluation.run", description=__doc__.splitlines()[0])
+    add_dataclass_args(parser, EvalConfig)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        cfg = dataclass_from_args(EvalConfig, args)
+        result = evaluate(cfg)
+    except (CorpusError, RunConfigError, AdapterNotFoundError, ModelNotFoundError, FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(result.table)
+    print(f"predictions, metrics.json and report.md written to {result.out_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,106 @@
+"""Batched generation with stop strings, and an honest record of why each answer ended."""
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+
+import torch
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class GenerationSettings:
+    """Decoding settings; every system in a comparison uses the same ones."""
+
+    max_new_tokens: int = 256
+    do_sample: bool = False
+    temperature: float = 1.0
+    top_p: float = 1.0
+    repetition_penalty: float = 1.0
+    batch_size: int = 8
+    seed: int = 0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Generation:
+    text: str  # the answer: generated text cut at the first stop string
+    raw_text: str  # everything generated before EOS (or the limit), stop strings included
+    new_tokens: int  # tokens generated, EOS included
+    stop_reason: str  # "eos" | "stop_string" | "length"
+
+
+def classify_stop(new_ids: list[int], text_before_eos: str, eos_ids: set[int], stops: list[str], max_new_tokens: int):
+    """(answer text, stop reason, tokens used) for one generated sequence (pad tokens already stripped)."""
+    cut = [text_before_eos.find(s) for s in stops if s in text_before_eos]
+    if cut:
+        return text_before_eos[: min(cut)].strip(), "stop_string"
+    if any(t in eos_ids for t in new_ids):
+        return text_before_eos.strip(), "eos"
+    return text_before_eos.strip(), "length" if len(new_ids) >= max_new_tokens else "eos"
+
+
+@torch.inference_mode()
+def generate_batch(model, tokenizer, prompt_ids: list[list[int]], settings: GenerationSettings, stops: list[str]) -> list[Generation]:
+    """Generate for prompts already tokenised; left padding, one call to model.generate."""
+    device = next(model.parameters()).device
+    width = max(len(p) for p in prompt_ids)
+    pad = tokenizer.pad_token_id
+    input_ids = torch.full((len(prompt_ids), width), pad, dtype=torch.long)
+    attention = torch.zeros((len(prompt_ids), width), dtype=torch.long)
+    for i, ids in enumerate(prompt_ids):
+        input_ids[i, width - len(ids) :] = torch.tensor(ids)
+        attention[i, width - len(ids) :] = 1
+    eos_ids = {tokenizer.eos_token_id}
+    gen_eos = getattr(model.generation_config, "eos_token_id", None)
+    if isinstance(gen_eos, int):
+        eos_ids.add(gen_eos)
+    elif gen_eos:
+        eos_ids.update(gen_eos)
+    kwargs = dict(
+        max_new_tokens=settings.max_new_tokens,
+        do_sample=settings.do_sample,
+        repetition_penalty=settings.repetition_penalty,
+        pad_token_id=pad,
+        eos_token_id=sorted(eos_ids),
+        stop_strings=stops or None,
+        tokenizer=tokenizer,
+    )
+    if settings.do_sample:
+        kwargs.update(temperature=settings.temperature, top_p=settings.top_p)
+    else:
+        kwargs.update(temperature=None, top_p=None, top_k=None)
+    out = model.generate(input_ids=input_ids.to(device), attention_mask=attention.to(device), **kwargs)
+    results = []
+    for row in out[:, width:].tolist():
+        first_eos = next((k for k, t in enumerate(row) if t in eos_ids), None)
+        used = row if first_eos is None else row[: first_eos + 1]
+        raw = tokenizer.decode(used if first_eos is None else used[:-1], skip_special_tokens=True)
+        text, reason = classify_stop(used, raw, eos_ids, stops, settings.max_new_tokens)
+        results.append(Generation(text=text, raw_text=raw, new_tokens=len(used), stop_reason=reason))
+    return results
+
+
+def generate_answers(model, tokenizer, prompt_ids: list[list[int]], settings: GenerationSettings, stops: list[str], progress: bool = False):
+    """Generate for many prompts in length-sorted batches (less padding); results in input order."""
+    if settings.do_sample:
+        torch.manual_seed(settings.seed)
+    was_training = model.training
+    model.eval()
+    order = sorted(range(len(prompt_ids)), key=lambda i: len(prompt_ids[i]))
+    results: list[Generation | None] = [None] * len(prompt_ids)
+    starts = range(0, len(order), settings.batch_size)
+    if progress:
+        from tqdm.auto import tqdm
+
+        starts = tqdm(starts, desc="generating", unit="batch")
+    for start in starts:
+        idx = order[start : start + settings.batch_size]
+        for i, gen in zip(idx, generate_batch(model, tokenizer, [prompt_ids[i] for i in idx], settings, stops)):
+            results[i] = gen
+    if was_training:
+        model.train()
+    return results

@@ -1,0 +1,254 @@
+"""Supervised fine-tuning on transformers' Trainer: answer-only loss, length-grouped batches,
+checkpoints that resume, CSV/TensorBoard logs, and checkpoint selection on the dev split."""
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+import shutil
+import time
+from pathlib import Path
+
+import torch
+
+from data.schema import QAItem
+from prompting.templates import encode_example
+from training.config import TrainConfig
+
+log = logging.getLogger(__name__)
+ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
+
+
+def tokenize_items(items: list[QAItem], tokenizer, style: str, max_length: int):
+    """A `datasets.Dataset` of input_ids, labels (answer + EOS only) and length, in item order."""
+    from datasets import Dataset
+
+    rows = {"id": [], "input_ids": [], "labels": [], "length": []}
+    for it in items:
+        ex = encode_example(it.question, it.answer, tokenizer, style, max_length)
+        if ex is None:
+            log.warning("item %s: the prompt alone exceeds max_length=%d; skipped", it.id, max_length)
+            continue
+        ids, labels = ex
+        rows["id"].append(it.id)
+        rows["input_ids"].append(ids)
+        rows["labels"].append(labels)
+        rows["length"].append(len(ids))
+    return Dataset.from_dict(rows)
+
+
+class PadCollator:
+    """Right-pads a batch to its longest example; padding is masked from attention and loss."""
+
+    def __init__(self, pad_id: int):
+        self.pad_id = pad_id
+
+    def __call__(self, features: list[dict]) -> dict[str, torch.Tensor]:
+        width = max(len(f["input_ids"]) for f in features)
+        n = len(features)
+        input_ids = torch.full((n, width), self.pad_id, dtype=torch.long)
+        labels = torch.full((n, width), -100, dtype=torch.long)
+        attention = torch.zeros((n, width), dtype=torch.long)
+        for i, f in enumerate(features):
+            k = len(f["input_ids"])
+            input_ids[i, :k] = torch.tensor(f["input_ids"])
+            labels[i, :k] = torch.tensor(f["labels"])
+            attention[i, :k] = 1
+        return {"input_ids": input_ids, "labels": labels, "attention_mask": attention}
+
+
+def complete_checkpoints(ckpt_dir: Path) -> list[Path]:
+    """Checkpoints whose trainer_state.json (written last by Trainer) exists and parses, oldest first."""
+    good = []
+    for path in sorted(ckpt_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1])):
+        try:
+            json.loads((path / "trainer_state.json").read_text())
+        except (OSError, json.JSONDecodeError):
+            log.warning("%s is incomplete (killed while saving?); ignored", path)
+            continue
+        if all((path / f).exists() for f in ADAPTER_FILES):
+            good.append(path)
+    return good
+
+
+def _callbacks(cfg: TrainConfig, run_dir: Path, dev_items: list[QAItem], tokenizer, dev_dataset):
+    from transformers import TrainerCallback
+
+    class CsvLog(TrainerCallback):
+        """Appends every log line (loss, lr, grad norm, tokens/s) to logs/train_log.csv."""
+
+        fields = ["step", "epoch", "loss", "learning_rate", "grad_norm", "tokens_seen", "tokens_per_s", "time"]
+
+        def __init__(self):
+            self.path = run_dir / "logs" / "train_log.csv"
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.last = (time.time(), None)
+
+        def on_log(self, args, state, control, logs=None, **kw):
+            if not logs or "loss" not in logs:
+                return
+            now, tokens = time.time(), state.num_input_tokens_seen
+            prev_t, prev_tokens = self.last
+            rate = (tokens - prev_tokens) / (now - prev_t) if prev_tokens is not None and now > prev_t else None
+            self.last = (now, tokens)
+            if rate is not None:
+                logs["tokens_per_s"] = round(rate, 1)
+            new = not self.path.exists()
+            with open(self.path, "a", newline="") as fh:
+                w = csv.DictWriter(fh, fieldnames=self.fields)
+                if new:
+                    w.writeheader()
+                w.writerow({
+                    "step": state.global_step, "epoch": round(state.epoch or 0, 4), "loss": logs.get("loss"),
+                    "learning_rate": logs.get("learning_rate"), "grad_norm": logs.get("grad_norm"),
+                    "tokens_seen": tokens, "tokens_per_s": logs.get("tokens_per_s"), "time": round(now, 1),
+                })
+
+    class DevSelection(TrainerCallback):
+        """Scores each saved checkpoint on the dev split and records it in dev_scores.json."""
+
+        def __init__(self):
+            self.path = run_dir / "dev_scores.json"
+
+        def on_save(self, args, state, control, model=None, **kw):
+            if cfg.select_on == "last" or not dev_items:
+                return
+            score = dev_rouge_l(model, tokenizer, dev_items, cfg) if cfg.select_on == "dev_rougeL" else -dev_loss(model, dev_dataset, tokenizer)
+            scores = json.loads(self.path.read_text()) if self.path.exists() else {}
+            scores[str(state.global_step)] = score
+            self.path.write_text(json.dumps(scores, indent=2, sort_keys=True))
+            log.info("step %d: dev %s = %.4f", state.global_step, cfg.select_on, abs(score))
+
+    return [CsvLog(), DevSelection()]
+
+
+@torch.no_grad()
+def dev_loss(model, dev_dataset, tokenizer, batch_size: int = 8) -> float:
+    collate = PadCollator(tokenizer.pad_token_id)
+    was_training = model.training
+    model.eval()
+    total, count = 0.0, 0
+    for start in range(0, len(dev_dataset), batch_size):
+        batch = collate([dev_dataset[i] for i in range(start, min(start + batch_size, len(dev_dataset)))])
+        batch = {k: v.to(model.device) for k, v in batch.items()}
+        n = int((batch["labels"][:, 1:] != -100).sum())
+        total += float(model(**batch).loss) * n
+        count += n
+    if was_training:
+        model.train()
+    return total / max(count, 1)
+
+
+def dev_rouge_l(model, tokenizer, dev_items: list[QAItem], cfg: TrainConfig) -> float:
+    from evaluation.metrics import rouge
+    from model.generate import GenerationSettings, generate_answers
+    from prompting.templates import build_prompt, encode_prompt, stop_strings
+
+    prompts = [encode_prompt(build_prompt(it.question, tokenizer, cfg.prompt_style), tokenizer) for it in dev_items]
+    settings = GenerationSettings(max_new_tokens=cfg.dev_max_new_tokens, batch_size=cfg.micro_batch_size)
+    gens = generate_answers(model, tokenizer, prompts, settings, stop_strings(cfg.prompt_style))
+    return rouge([{"reference": it.answer, "prediction": g.text} for it, g in zip(dev_items, gens)])["rougeL"]
+
+
+def train_sft(model, tokenizer, train_items: list[QAItem], dev_items: list[QAItem], cfg: TrainConfig, run_dir: Path) -> dict:
+    """Train the (LoRA-wrapped) model; return a summary. The chosen adapter is copied to run_dir/adapter."""
+    from transformers import Trainer, TrainingArguments
+
+    train_ds = tokenize_items(train_items, tokenizer, cfg.prompt_style, cfg.max_length)
+    dev_ds = tokenize_items(dev_items, tokenizer, cfg.prompt_style, cfg.max_length)
+    ckpt_dir = run_dir / "checkpoints"
+    use_cuda = torch.cuda.is_available() and next(model.parameters()).is_cuda
+    report_to = ["tensorboard"] if _has("tensorboard") else []
+    if report_to:  # transformers 5 takes the TensorBoard folder from the environment only
+        os.environ.setdefault("TENSORBOARD_LOGGING_DIR", str(run_dir / "logs" / "tensorboard"))
+    args = TrainingArguments(
+        output_dir=str(ckpt_dir),
+        per_device_train_batch_size=cfg.micro_batch_size,
+        gradient_accumulation_steps=cfg.grad_accum,
+        num_train_epochs=cfg.epochs,
+        max_steps=cfg.max_steps,
+        learning_rate=cfg.learning_rate,
+        lr_scheduler_type="polynomial",  # power 1 = linear decay to lr_end, as LIMA
+        lr_scheduler_kwargs={"lr_end": cfg.lr_end, "power": 1.0},
+        warmup_steps=0,
+        weight_decay=cfg.weight_decay,
+        adam_beta1=cfg.adam_beta1,
+        adam_beta2=cfg.adam_beta2,
+        optim="adamw_torch",
+        logging_steps=cfg.logging_steps,
+        report_to=report_to,
+        save_strategy="steps" if cfg.save_steps else "epoch",
+        save_steps=cfg.save_steps or 500,
+        save_total_limit=None,
+        gradient_checkpointing=cfg.gradient_checkpointing,
+        bf16=cfg.bf16_autocast,
+        train_sampling_strategy="group_by_length" if cfg.group_by_length else "random",
+        length_column_name="length",
+        include_num_input_tokens_seen="non_padding",
+        remove_unused_columns=False,
+        dataloader_num_workers=0,
+        use_cpu=not use_cuda,
+        seed=cfg.seed,
+        data_seed=cfg.seed,
+        disable_tqdm=False,
+    )
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=train_ds.remove_columns(["id"]),
+        data_collator=PadCollator(tokenizer.pad_token_id),
+        callbacks=_callbacks(cfg, run_dir, dev_items[: cfg.dev_limit], tokenizer, dev_ds.remove_columns(["id"])),
+    )
+    resume_from = None
+    if cfg.resume:
+        done = complete_checkpoints(ckpt_dir)
+        if done:
+            resume_from = str(done[-1])
+            log.info("resuming from %s", resume_from)
+        else:
+            log.warning("no complete checkpoint in %s; starting from the beginning", ckpt_dir)
+    t0 = time.time()
+    result = trainer.train(resume_from_checkpoint=resume_from)
+    elapsed = time.time() - t0
+    chosen = select_checkpoint(run_dir, cfg)
+    return {
+        "global_step": trainer.state.global_step,
+        "train_loss": result.training_loss,
+        "train_seconds": round(elapsed, 1),
+        "tokens_seen": trainer.state.num_input_tokens_seen,
+        "examples": len(train_ds),
+        "chosen_checkpoint": chosen.name,
+    }
+
+
+def select_checkpoint(run_dir: Path, cfg: TrainConfig) -> Path:
+    """Copy the chosen checkpoint's adapter to run_dir/adapter and return the checkpoint path."""
+    ckpts = complete_checkpoints(run_dir / "checkpoints")
+    if not ckpts:
+        raise RuntimeError(f"training finished without a complete checkpoint in {run_dir / 'checkpoints'}")
+    chosen = ckpts[-1]
+    scores_path = run_dir / "dev_scores.json"
+    if cfg.select_on != "last" and scores_path.exists():
+        scores = json.loads(scores_path.read_text())
+        by_step = {int(p.name.split("-")[-1]): p for p in ckpts}
+        scored = [(v, int(k)) for k, v in scores.items() if int(k) in by_step]
+        if scored:
+            chosen = by_step[max(scored)[1]]
+    out = run_dir / "adapter"
+    tmp = run_dir / "adapter.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    for f in ADAPTER_FILES:
+        shutil.copy2(chosen / f, tmp / f)
+    (tmp / "studyllama_checkpoint.txt").write_text(chosen.name + "\n")
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)
+    log.info("chosen checkpoint: %s", chosen.name)
+    return chosen
+
+
+def _has(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
