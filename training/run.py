@@ -94,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
     from evaluation.config import EvalConfig
     from evaluation.run import evaluate
     from model.load import attach_lora, load_model, trainable_report
+    from model.resolve import resolve_model
     from training.sft import train_sft
 
     data_cfg, model_cfg, train_cfg, eval_section = build_configs(args)
@@ -112,6 +113,7 @@ def run(args: argparse.Namespace) -> int:
     torch.manual_seed(train_cfg.seed)
 
     t0 = time.time()
+    resolve_model(model_cfg.name, model_cfg.cache_dir)  # fail fast on a model that is not here
     prepared = prepare(data_cfg)
     train_items = prepared.splits.train
     if train_cfg.train_limit and train_cfg.train_limit < len(train_items):

@@ -151,8 +151,11 @@ def dev_rouge_l(model, tokenizer, dev_items: list[QAItem], cfg: TrainConfig) -> 
     return rouge([{"reference": it.answer, "prediction": g.text} for it, g in zip(dev_items, gens)])["rougeL"]
 
 
-def train_sft(model, tokenizer, train_items: list[QAItem], dev_items: list[QAItem], cfg: TrainConfig, run_dir: Path) -> dict:
-    """Train the (LoRA-wrapped) model; return a summary. The chosen adapter is copied to run_dir/adapter."""
+def train_sft(model, tokenizer, train_items: list[QAItem], dev_items: list[QAItem], cfg: TrainConfig, run_dir: Path, extra_callbacks=()) -> dict:
+    """Train the (LoRA-wrapped) model; return a summary. The chosen adapter is copied to run_dir/adapter.
+
+    extra_callbacks: more `TrainerCallback`s (benchmarks time steps with one, tests inject faults).
+    """
     from transformers import Trainer, TrainingArguments
 
     train_ds = tokenize_items(train_items, tokenizer, cfg.prompt_style, cfg.max_length)
@@ -198,7 +201,7 @@ def train_sft(model, tokenizer, train_items: list[QAItem], dev_items: list[QAIte
         args=args,
         train_dataset=train_ds.remove_columns(["id"]),
         data_collator=PadCollator(tokenizer.pad_token_id),
-        callbacks=_callbacks(cfg, run_dir, dev_items[: cfg.dev_limit], tokenizer, dev_ds.remove_columns(["id"])),
+        callbacks=_callbacks(cfg, run_dir, dev_items[: cfg.dev_limit], tokenizer, dev_ds.remove_columns(["id"])) + list(extra_callbacks),
     )
     resume_from = None
     if cfg.resume:

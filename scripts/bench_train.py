@@ -1,0 +1,165 @@
+"""Benchmark: trained (non-padding) tokens/s of our fine-tuning against TRL's SFTTrainer, and peak memory
+of the 4-bit model against fp32. Prints JSON.
+
+Same model (bundled SmolLM2, 4-bit NF4), same LoRA (the study's), same data (curated training items in
+the study's prompt, answer-only loss), same batch size and max length, in one process run. TRL keeps its
+CPU defaults (gradient checkpointing on, bf16 autocast, padded batches in random order, the model's
+default fp32 4-bit compute dtype); ours uses no recomputation, length-grouped batches and bf16 4-bit
+compute. The first step of each is a warm-up and is not timed.
+
+    .venv/bin/python scripts/bench_train.py [--steps 6] [--batch 8] [--max-length 512] [--skip-memory]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+
+def step_timer():
+    from transformers import TrainerCallback
+
+    class StepTimer(TrainerCallback):
+        """Wall time and non-padding tokens between consecutive step ends: step 1 (warm-up) is not timed."""
+
+        def __init__(self):
+            self.times, self.tokens, self._last = [], [], None
+
+        def on_step_end(self, args, state, control, **kw):
+            now = time.perf_counter()
+            if self._last is not None:
+                self.times.append(now - self._last[0])
+                self.tokens.append(state.num_input_tokens_seen - self._last[1])
+            self._last = (now, state.num_input_tokens_seen)
+
+        def result(self):
+            t, n = sum(self.times), sum(self.tokens)
+            return {"timed_steps": len(self.times), "tokens": n, "seconds": round(t, 2), "tokens_per_s": round(n / t, 1) if t else None}
+
+    return StepTimer()
+
+
+def load_items(n: int):
+    from data.config import DataConfig
+    from data.prepare import prepare
+
+    prepared = prepare(DataConfig(out_dir=tempfile.mkdtemp(prefix="bench-data-")))
+    return prepared.splits.train[:n]
+
+
+def bench_ours(items, args) -> dict:
+    from model.config import ModelConfig
+    from model.load import attach_lora, load_model
+    from training.config import TrainConfig
+    from training.sft import train_sft
+
+    mcfg = ModelConfig(quantization="nf4", dtype="bfloat16")
+    model, tok = load_model(mcfg)
+    model = attach_lora(model, mcfg)
+    cfg = TrainConfig(
+        run_dir=tempfile.mkdtemp(prefix="bench-ours-"), epochs=1, max_steps=args.steps, batch_size=args.batch,
+        micro_batch_size=args.batch, learning_rate=2e-4, lr_end=0.0, max_length=args.max_length, save_steps=10**6,
+        select_on="last", logging_steps=1,
+    )
+    timer = step_timer()
+    train_sft(model, tok, items, [], cfg, Path(cfg.run_dir), [timer])
+    return timer.result() | {"config": "4-bit NF4, bf16 compute, no gradient checkpointing, length-grouped batches"}
+
+
+def bench_trl(items, args, packed: bool) -> dict:
+    from datasets import Dataset
+    from trl import SFTConfig, SFTTrainer
+
+    from model.config import ModelConfig
+    from model.load import load_model, lora_config
+    from prompting.templates import study_prompt
+
+    mcfg = ModelConfig(quantization="nf4", dtype="float32")  # bitsandbytes' default compute dtype
+    model, tok = load_model(mcfg)
+    ds = Dataset.from_dict({"prompt": [study_prompt(it.question) for it in items], "completion": [it.answer for it in items]})
+    sft_args = SFTConfig(
+        output_dir=tempfile.mkdtemp(prefix="bench-trl-"), use_cpu=True, per_device_train_batch_size=args.batch,
+        max_length=args.max_length, max_steps=args.steps, learning_rate=2e-4, logging_steps=1, report_to=[],
+        save_strategy="no", include_num_input_tokens_seen="non_padding", packing=packed, seed=42,
+    )
+    timer = step_timer()
+    trainer = SFTTrainer(model=model, args=sft_args, train_dataset=ds, processing_class=tok,
+                         peft_config=lora_config(mcfg), callbacks=[timer])
+    trainer.train()
+    return timer.result() | {
+        "config": f"TRL {__import__('trl').__version__} defaults: gradient_checkpointing={sft_args.gradient_checkpointing}, "
+                  f"bf16={sft_args.bf16}, packing={packed}"
+    }
+
+
+def memory_child(quant: str, args) -> dict:
+    """Peak RSS of loading the model and running two training steps (run in a fresh process)."""
+    import torch
+
+    from model.config import ModelConfig
+    from model.load import attach_lora, load_model
+
+    mcfg = ModelConfig(quantization=quant, dtype="bfloat16" if quant == "nf4" else "float32")
+    model, tok = load_model(mcfg)
+    footprint = model.get_memory_footprint()
+    after_load = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    model = attach_lora(model, mcfg)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+    x = torch.randint(100, 40000, (args.batch, args.max_length // 2))
+    for _ in range(2):
+        model(input_ids=x, labels=x).loss.backward()
+        opt.step()
+        opt.zero_grad()
+    return {
+        "weights_mb": round(footprint / 2**20, 1),
+        "peak_rss_after_load_mb": round(after_load / 1024, 1),
+        "peak_rss_training_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "batch": [args.batch, args.max_length // 2],
+    }
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--steps", type=int, default=6)
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--max-length", type=int, default=512)
+    p.add_argument("--skip-memory", action="store_true")
+    p.add_argument("--trl-packed", action="store_true", help="also time TRL with packing=True")
+    p.add_argument("--memory-child", choices=["nf4", "none"], help=argparse.SUPPRESS)
+    args = p.parse_args()
+    import logging
+
+    logging.basicConfig(level=logging.WARNING)
+    if args.memory_child:
+        print(json.dumps(memory_child(args.memory_child, args)))
+        return 0
+    items = load_items(args.steps * args.batch)
+    import torch
+
+    out = {"machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__},
+           "steps": args.steps, "batch": args.batch, "max_length": args.max_length}
+    out["ours"] = bench_ours(items, args)
+    out["trl"] = bench_trl(items, args, packed=False)
+    if args.trl_packed:
+        out["trl_packed"] = bench_trl(items, args, packed=True)
+    out["ratio_ours_over_trl"] = round(out["ours"]["tokens_per_s"] / out["trl"]["tokens_per_s"], 2)
+    if not args.skip_memory:
+        out["memory"] = {}
+        for quant in ("nf4", "none"):
+            proc = subprocess.run([sys.executable, __file__, "--memory-child", quant, "--batch", str(args.batch),
+                                   "--max-length", str(args.max_length)], capture_output=True, text=True)
+            out["memory"]["4bit_nf4" if quant == "nf4" else "fp32"] = json.loads(proc.stdout.strip().splitlines()[-1])
+    print(json.dumps(out, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

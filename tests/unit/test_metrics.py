@@ -1,0 +1,46 @@
+import pytest
+
+from evaluation.metrics import compute_metrics, degeneration_item, repeated_ngram_fraction, tokenize
+from evaluation.report import markdown_table
+
+ROWS = [
+    {"reference": "A hash table maps keys to values using a hash function.", "prediction": "A hash table maps keys to values with a hash function."},
+    {"reference": "Variance is the expected squared deviation from the mean.", "prediction": "The variance measures spread around the mean."},
+]
+
+
+def test_rouge_identical_and_disjoint():
+    same = compute_metrics([{"reference": "a b c d", "prediction": "a b c d"}], ["rouge"])["rouge"]
+    assert same == {"rouge1": 1.0, "rouge2": 1.0, "rougeL": 1.0}
+    none = compute_metrics([{"reference": "a b c d", "prediction": "x y z"}], ["rouge"])["rouge"]
+    assert none["rouge1"] == 0.0
+
+
+def test_bleu_orders_and_corpus_score():
+    m = compute_metrics(ROWS, ["bleu"])["bleu"]
+    assert 0 < m["bleu4"] <= m["bleu1"] <= 1 and 0 < m["bleu"] <= 1
+    perfect = compute_metrics([{"reference": "the cat sat on the mat today", "prediction": "the cat sat on the mat today"}], ["bleu"])["bleu"]
+    assert perfect["bleu1"] == pytest.approx(1.0) and perfect["bleu"] == pytest.approx(1.0)
+
+
+def test_rouge_matches_a_hand_computation():
+    # reference 4 tokens, prediction 3 tokens, 2 unigram overlaps -> P=2/3, R=2/4, F1=4/7
+    m = compute_metrics([{"reference": "alpha beta gamma delta", "prediction": "alpha beta omega"}], ["rouge"])["rouge"]
+    assert m["rouge1"] == pytest.approx(4 / 7)
+    assert m["rouge2"] == pytest.approx(2 * (1 / 2) * (1 / 3) / (1 / 2 + 1 / 3))
+
+
+def test_degeneration_flags_the_studys_failure():
+    row = {"reference": "x", "prediction": "Hash tables store data.", "raw_prediction": "Hash tables store data.\n\n### Question:\nWhat is AI?", "stop_reason": "stop_string"}
+    d = degeneration_item(row)
+    assert d["follow_up"] == 1.0 and d["hit_limit"] == 0.0
+    assert degeneration_item({"reference": "x", "prediction": "fine.", "stop_reason": "eos"})["follow_up"] == 0.0
+    assert repeated_ngram_fraction("a b c d a b c d") == pytest.approx(1 - 4 / 5)
+    assert tokenize("Don't stop!") == ["don", "'", "t", "stop", "!"]
+
+
+def test_table_has_the_study_columns():
+    m = {"plain": compute_metrics([dict(r, stop_reason="eos") for r in ROWS])}
+    t = markdown_table(m, 2)
+    assert "| system | ROUGE-1 | ROUGE-2 | ROUGE-L | BLEU-1 | BLEU-2 | BLEU-3 | BLEU-4 | BLEU |" in t
+    assert "| plain |" in t
