@@ -72,25 +72,24 @@ def select_training_items(
         by_stratum[(it.domain, it.difficulty or "unknown")].append(it)
 
     chosen: list[QAItem] = []
+    topic_count: Counter = Counter()  # (domain, topic) -> items chosen so far, across difficulty strata
     for stratum in sorted(by_stratum):
+        domain = stratum[0]
         pool = by_stratum[stratum]
         quota = quotas.get(stratum, 0)
-        topics = sorted({it.topic for it in pool})
-        picked: list[int] = []
         max_sim = {it.id: 0.0 for it in pool}
         remaining = {it.id: it for it in pool}
-        turn = 0
-        while len(picked) < quota and remaining:
-            # rotate through topics that still have candidates, so no topic crowds out the others
-            live = [t for t in topics if any(c.topic == t for c in remaining.values())]
-            topic = live[turn % len(live)]
-            turn += 1
+        for _ in range(min(quota, len(pool))):
+            # the domain's least-covered topic that still has candidates, so no topic crowds out the others
+            live = sorted({c.topic for c in remaining.values()})
+            topic = min(live, key=lambda t: (topic_count[(domain, t)], t))
             cands = [c for c in remaining.values() if c.topic == topic]
             best = max(cands, key=lambda c: (quality[c.id] - redundancy_weight * max_sim[c.id], c.id))
-            picked.append(index[best.id])
+            chosen.append(best)
+            topic_count[(domain, topic)] += 1
             del remaining[best.id]
-            sims = vectors[[index[c] for c in remaining]] @ vectors[index[best.id]] if remaining else []
-            for cid, s in zip(list(remaining), sims):
-                max_sim[cid] = max(max_sim[cid], float(s))
-        chosen.extend(items[k] for k in picked)
+            if remaining:
+                sims = vectors[[index[c] for c in remaining]] @ vectors[index[best.id]]
+                for cid, sim in zip(list(remaining), sims):
+                    max_sim[cid] = max(max_sim[cid], float(sim))
     return sorted(chosen, key=lambda it: it.id)

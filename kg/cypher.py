@@ -1,0 +1,131 @@
+"""Every Cypher statement the project sends, as named constants (neo4j-graphrag's habit).
+
+All are parameterised: user text (concept names, definitions, sentences) travels only in $parameters,
+never formatted into a statement. Writes are batched `UNWIND $rows AS row MERGE ...`, so building twice
+leaves the same graph. Relationship types cannot be parameters in Cypher, so there is one upsert per
+type of the closed set in kg.schema.RELATIONS (none from user input). Index and constraint syntax
+differs between Neo4j and FalkorDB, so each backend owns its schema statements (listed here too).
+"""
+from __future__ import annotations
+
+from kg.schema import RELATIONS
+
+UPSERT_CONCEPTS = """
+UNWIND $rows AS row
+MERGE (c:Concept {id: row.id})
+SET c.name = row.name, c.domain = row.domain, c.aliases = row.aliases,
+    c.definition = row.definition, c.source = row.source
+"""
+
+UPSERT_QA = """
+UNWIND $rows AS row
+MERGE (q:QA {id: row.id})
+SET q.question = row.question, q.domain = row.domain
+"""
+
+UPSERT_MENTIONS = """
+UNWIND $rows AS row
+MATCH (q:QA {id: row.qa})
+MATCH (c:Concept {id: row.concept})
+MERGE (q)-[m:MENTIONS]->(c)
+SET m.count = row.count
+"""
+
+_UPSERT_TRIPLES = """
+UNWIND $rows AS row
+MATCH (h:Concept {{id: row.head}})
+MATCH (t:Concept {{id: row.tail}})
+MERGE (h)-[r:{rel}]->(t)
+SET r.confidence = row.confidence, r.source = row.source, r.sentence = row.sentence,
+    r.provenance = row.provenance
+"""
+# one statement per relation type of the closed set
+UPSERT_TRIPLES: dict[str, str] = {rel: _UPSERT_TRIPLES.format(rel=rel) for rel in RELATIONS}
+
+SET_META = """
+MERGE (m:Meta {key: $key})
+SET m.value = $value
+"""
+
+GET_META = """
+MATCH (m:Meta {key: $key})
+RETURN m.value AS value
+"""
+
+COUNT_CONCEPTS = "MATCH (c:Concept) RETURN count(c) AS n"
+
+COUNT_QA = "MATCH (q:QA) RETURN count(q) AS n"
+
+COUNT_TRIPLES_BY_RELATION = """
+MATCH (:Concept)-[r]->(:Concept)
+RETURN type(r) AS relation, count(r) AS n
+ORDER BY relation
+"""
+
+COUNT_ISOLATED = """
+MATCH (c:Concept)
+OPTIONAL MATCH (c)-[r]-(:Concept)
+WITH c, count(r) AS degree
+WHERE degree = 0
+RETURN count(c) AS n
+"""
+
+ALL_CONCEPTS = """
+MATCH (c:Concept)
+RETURN c.id AS id, c.name AS name, c.domain AS domain, c.aliases AS aliases,
+       c.definition AS definition, c.source AS source
+ORDER BY id
+"""
+
+ALL_TRIPLES = """
+MATCH (h:Concept)-[r]->(t:Concept)
+RETURN h.id AS head, type(r) AS relation, t.id AS tail, r.confidence AS confidence,
+       r.source AS source, r.provenance AS provenance, r.sentence AS sentence
+ORDER BY head, relation, tail
+"""
+
+ALL_MENTIONS = """
+MATCH (q:QA)-[m:MENTIONS]->(c:Concept)
+RETURN q.id AS qa, c.id AS concept, m.count AS count
+ORDER BY qa, concept
+"""
+
+NEIGHBOURHOOD = """
+MATCH (c:Concept {id: $id})-[r]-(n:Concept)
+RETURN c.id AS center, type(r) AS relation, startNode(r).id AS head, endNode(r).id AS tail,
+       n.id AS neighbour, n.name AS name, r.confidence AS confidence
+ORDER BY confidence DESC, neighbour
+LIMIT $limit
+"""
+
+DELETE_ALL = "MATCH (n) DETACH DELETE n"
+
+# Schema: the backends run their own dialect.
+NEO4J_SCHEMA = [
+    "CREATE CONSTRAINT concept_id IF NOT EXISTS FOR (c:Concept) REQUIRE c.id IS UNIQUE",
+    "CREATE CONSTRAINT qa_id IF NOT EXISTS FOR (q:QA) REQUIRE q.id IS UNIQUE",
+    "CREATE CONSTRAINT meta_key IF NOT EXISTS FOR (m:Meta) REQUIRE m.key IS UNIQUE",
+    "CREATE INDEX concept_name IF NOT EXISTS FOR (c:Concept) ON (c.name)",
+    "CREATE INDEX concept_domain IF NOT EXISTS FOR (c:Concept) ON (c.domain)",
+]
+FALKOR_INDEXES = [
+    "CREATE INDEX FOR (c:Concept) ON (c.id)",
+    "CREATE INDEX FOR (q:QA) ON (q.id)",
+    "CREATE INDEX FOR (m:Meta) ON (m.key)",
+    "CREATE INDEX FOR (c:Concept) ON (c.name)",
+    "CREATE INDEX FOR (c:Concept) ON (c.domain)",
+]
+# FalkorDB unique constraints go through its GRAPH.CONSTRAINT command (label, property)
+FALKOR_UNIQUE = [("Concept", "id"), ("QA", "id"), ("Meta", "key")]
+
+
+def all_statements() -> dict[str, str]:
+    """Every statement the Neo4j backend may send, by name (checked by Neo4j's linter in the tests)."""
+    out = {
+        name: value
+        for name, value in globals().items()
+        if name.isupper() and isinstance(value, str) and not name.startswith("_")
+    }
+    out.update({f"UPSERT_TRIPLES[{rel}]": q for rel, q in UPSERT_TRIPLES.items()})
+    out.update({f"NEO4J_SCHEMA[{i}]": q for i, q in enumerate(NEO4J_SCHEMA)})
+    return out

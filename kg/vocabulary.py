@@ -1,0 +1,89 @@
+"""Load and validate the concept vocabulary (kg/vocab/concepts_*.jsonl) with its curated relations."""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from kg.schema import DOMAINS, RELATIONS, Concept, Triple, concept_id
+
+log = logging.getLogger(__name__)
+VOCAB_DIR = Path(__file__).resolve().parent / "vocab"
+
+
+class VocabularyError(ValueError):
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__(f"{len(problems)} problem(s) in the concept vocabulary:\n  - " + "\n  - ".join(problems[:100]))
+
+
+@dataclass
+class Vocabulary:
+    concepts: dict[str, Concept]
+    curated: list[Triple]
+
+    def surface_forms(self) -> dict[str, list[str]]:
+        """Concept id -> every written form (name and aliases) a matcher should find."""
+        return {cid: [c.name, *c.aliases] for cid, c in self.concepts.items()}
+
+    def fingerprint(self) -> str:
+        import hashlib
+
+        h = hashlib.sha256()
+        for cid in sorted(self.concepts):
+            h.update(json.dumps(self.concepts[cid].to_dict(), sort_keys=True).encode())
+        for t in sorted(self.curated, key=lambda t: t.key):
+            h.update("|".join(t.key).encode())
+        return h.hexdigest()[:16]
+
+
+def load_vocabulary(paths: list[Path] | None = None) -> Vocabulary:
+    """Read every vocabulary file; all problems (file:line and reason) are reported at once."""
+    paths = paths or sorted(VOCAB_DIR.glob("concepts_*.jsonl"))
+    problems: list[str] = []
+    concepts: dict[str, Concept] = {}
+    raw_relations: list[tuple[str, str, dict]] = []
+    for path in paths:
+        for lineno, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+            where = f"{path}:{lineno}"
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                problems.append(f"{where}: broken JSON: {exc.msg}")
+                continue
+            missing = [f for f in ("id", "name", "domain") if not row.get(f)]
+            if missing:
+                problems.append(f"{where}: missing {', '.join(missing)}")
+                continue
+            cid = row["id"]
+            if cid != concept_id(cid):
+                problems.append(f"{where}: id {cid!r} is not normalised (expected {concept_id(cid)!r})")
+            if row["domain"] not in DOMAINS:
+                problems.append(f"{where}: unknown domain {row['domain']!r}")
+            if cid in concepts:
+                problems.append(f"{where}: duplicate concept id {cid!r}")
+                continue
+            concepts[cid] = Concept(
+                id=cid, name=row["name"], domain=row["domain"], aliases=list(row.get("aliases") or []),
+                definition=row.get("definition", ""), source="vocabulary",
+            )
+            for rel in row.get("relations") or []:
+                raw_relations.append((where, cid, rel))
+    curated: dict[tuple, Triple] = {}
+    for where, head, rel in raw_relations:
+        r, tail = rel.get("relation"), rel.get("tail")
+        if r not in RELATIONS:
+            problems.append(f"{where}: unknown relation {r!r} (closed set: {', '.join(RELATIONS)})")
+        elif tail not in concepts:
+            problems.append(f"{where}: relation {r} points to unknown concept {tail!r}")
+        elif tail == head:
+            problems.append(f"{where}: {head} {r} itself")
+        else:
+            t = Triple(head, r, tail, 1.0, "curated", [], "")
+            curated.setdefault(t.key, t)
+    if problems:
+        raise VocabularyError(problems)
+    return Vocabulary(concepts, sorted(curated.values(), key=lambda t: t.key))
