@@ -14,13 +14,13 @@ UPSERT_CONCEPTS = """
 UNWIND $rows AS row
 MERGE (c:Concept {id: row.id})
 SET c.name = row.name, c.domain = row.domain, c.aliases = row.aliases,
-    c.definition = row.definition, c.source = row.source
+    c.definition = row.definition, c.source = row.source, c.build = $build
 """
 
 UPSERT_QA = """
 UNWIND $rows AS row
 MERGE (q:QA {id: row.id})
-SET q.question = row.question, q.domain = row.domain
+SET q.question = row.question, q.domain = row.domain, q.build = $build
 """
 
 UPSERT_MENTIONS = """
@@ -28,7 +28,7 @@ UNWIND $rows AS row
 MATCH (q:QA {id: row.qa})
 MATCH (c:Concept {id: row.concept})
 MERGE (q)-[m:MENTIONS]->(c)
-SET m.count = row.count
+SET m.count = row.count, m.build = $build
 """
 
 _UPSERT_TRIPLES = """
@@ -37,7 +37,7 @@ MATCH (h:Concept {{id: row.head}})
 MATCH (t:Concept {{id: row.tail}})
 MERGE (h)-[r:{rel}]->(t)
 SET r.confidence = row.confidence, r.source = row.source, r.sentence = row.sentence,
-    r.provenance = row.provenance
+    r.provenance = row.provenance, r.build = $build
 """
 # one statement per relation type of the closed set
 UPSERT_TRIPLES: dict[str, str] = {rel: _UPSERT_TRIPLES.format(rel=rel) for rel in RELATIONS}
@@ -99,6 +99,20 @@ LIMIT $limit
 """
 
 DELETE_ALL = "MATCH (n) DETACH DELETE n"
+
+# After a build has written everything with its stamp, whatever an older build left is removed, so the
+# store equals the computed graph (and a killed build, run again, converges to the same graph).
+DELETE_STALE_RELATIONSHIPS = """
+MATCH (a)-[r]->(b)
+WHERE (a:Concept OR a:QA) AND (r.build IS NULL OR r.build <> $build)
+DELETE r
+"""
+
+DELETE_STALE_NODES = """
+MATCH (n)
+WHERE (n:Concept OR n:QA) AND (n.build IS NULL OR n.build <> $build)
+DETACH DELETE n
+"""
 
 # Schema: the backends run their own dialect.
 NEO4J_SCHEMA = [

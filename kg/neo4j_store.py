@@ -42,5 +42,8 @@ class Neo4jStore:
     def write(self, statement: str, params: dict | None = None) -> None:
         self.driver.execute_query(statement, params or {}, database_=self.database)
 
+    def flush(self) -> None:
+        """Neo4j commits every transaction durably; nothing to do."""
+
     def close(self) -> None:
         self.driver.close()

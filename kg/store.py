@@ -49,23 +49,24 @@ class GraphStore(Protocol):
     def ensure_schema(self) -> None: ...
     def run(self, statement: str, params: dict | None = None) -> list[dict]: ...
     def write(self, statement: str, params: dict | None = None) -> None: ...
+    def flush(self) -> None: ...
     def close(self) -> None: ...
 
 
-def write_batches(store: GraphStore, statement: str, rows: Iterable[dict], batch: int = BATCH, progress=None) -> int:
-    """Send rows in UNWIND batches; returns the number of rows written."""
+def write_batches(store: GraphStore, statement: str, rows: Iterable[dict], batch: int = BATCH, progress=None, params: dict | None = None) -> int:
+    """Send rows in UNWIND batches (with any extra parameters); returns the number of rows written."""
     buf: list[dict] = []
     n = 0
     for row in rows:
         buf.append(row)
         if len(buf) >= batch:
-            store.write(statement, {"rows": buf})
+            store.write(statement, {**(params or {}), "rows": buf})
             n += len(buf)
             if progress is not None:
                 progress.update(len(buf))
             buf = []
     if buf:
-        store.write(statement, {"rows": buf})
+        store.write(statement, {**(params or {}), "rows": buf})
         n += len(buf)
         if progress is not None:
             progress.update(len(buf))

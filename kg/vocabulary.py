@@ -64,12 +64,16 @@ def load_vocabulary(paths: list[Path] | None = None) -> Vocabulary:
             if row["domain"] not in DOMAINS:
                 problems.append(f"{where}: unknown domain {row['domain']!r}")
             if cid in concepts:
-                problems.append(f"{where}: duplicate concept id {cid!r}")
-                continue
-            concepts[cid] = Concept(
-                id=cid, name=row["name"], domain=row["domain"], aliases=list(row.get("aliases") or []),
-                definition=row.get("definition", ""), source="vocabulary",
-            )
+                # two shards defined the same concept: keep the first entry, add the other's names (resolution logs it)
+                first = concepts[cid]
+                extra = [n for n in (row["name"], *(row.get("aliases") or [])) if n not in (first.name, *first.aliases)]
+                first.aliases.extend(extra)
+                log.info("%s: concept %r defined again; merged into the first definition", where, cid)
+            else:
+                concepts[cid] = Concept(
+                    id=cid, name=row["name"], domain=row["domain"], aliases=list(row.get("aliases") or []),
+                    definition=row.get("definition", ""), source="vocabulary",
+                )
             for rel in row.get("relations") or []:
                 raw_relations.append((where, cid, rel))
     curated: dict[tuple, Triple] = {}

@@ -1,0 +1,245 @@
+"""Build the concept graph: vocabulary + resolution + extraction from the QA corpus and notes -> store.
+
+Deterministic: the same inputs give the same concepts and triples, and every write is a MERGE, so a
+build that was killed and run again leaves the same graph as one that was not. Extraction results are
+cached per document (keyed by its text and the vocabulary), so adding QA items or notes re-extracts
+only the new ones (an incremental update).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from kg.config import KGConfig
+from kg.extract import ConceptExtractor, Document, candidate_phrases, cooccurrence_triples, merge_triples
+from kg.resolve import Merge, mention_forms, resolve_concepts
+from kg.schema import Concept, Triple, concept_id
+from kg.vocabulary import VOCAB_DIR, load_vocabulary
+
+log = logging.getLogger(__name__)
+CANDIDATE_BLOCKLIST = set("example case way number time value result step answer question idea point part kind type form".split())
+
+
+@dataclass
+class GraphData:
+    concepts: dict[str, Concept]
+    triples: list[Triple]
+    documents: list[Document]
+    mentions: dict[str, Counter]
+    merges: list[Merge] = field(default_factory=list)
+    ambiguous_aliases: list[str] = field(default_factory=list)
+    candidates: list[str] = field(default_factory=list)
+
+
+def read_notes(paths: list[str]) -> list[Document]:
+    """A user's Markdown / text notes as documents, one per paragraph (id: file#paragraph)."""
+    docs: list[Document] = []
+    files: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            files.extend(sorted(f for f in p.rglob("*") if f.suffix.lower() in (".md", ".markdown", ".txt")))
+        elif p.exists():
+            files.append(p)
+        else:
+            raise FileNotFoundError(f"notes path {p} does not exist")
+    for f in files:
+        try:
+            text = f.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"{f}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+        for k, para in enumerate(p.strip() for p in text.split("\n\n")):
+            para = "\n".join(line.lstrip("#>*- ").strip() for line in para.splitlines()).strip()
+            if len(para.split()) >= 4:
+                docs.append(Document(f"{f.name}#{k}", para))
+    return docs
+
+
+def embed_cached(texts: list[str], cache_path: Path) -> np.ndarray:
+    """MiniLM embeddings with an on-disk cache keyed by each text's hash."""
+    from data.embedding import get_embedder
+
+    keys = [hashlib.sha256(t.encode()).hexdigest()[:20] for t in texts]
+    cache: dict[str, np.ndarray] = {}
+    if cache_path.exists():
+        with np.load(cache_path) as z:
+            stored_keys, stored = z["keys"].tolist(), z["vectors"]  # read each array once
+        cache = dict(zip(stored_keys, stored))
+    missing = sorted({k for k in keys if k not in cache})
+    if missing:
+        todo = {k: t for k, t in zip(keys, texts) if k in set(missing)}
+        vecs = get_embedder().encode(list(todo.values()), show_progress=len(todo) > 500)
+        cache.update(dict(zip(todo, vecs)))
+        cache_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache_path.with_name(cache_path.stem + ".tmp.npz")
+        np.savez(tmp, keys=np.array(list(cache)), vectors=np.stack(list(cache.values())))
+        tmp.replace(cache_path)
+    return np.stack([cache[k] for k in keys]) if keys else np.zeros((0, 384), dtype=np.float32)
+
+
+def concept_text(c: Concept) -> str:
+    return f"{c.name}: {c.definition}" if c.definition else c.name
+
+
+def load_documents(cfg: KGConfig) -> list[Document]:
+    from data.loaders import load_items
+
+    items, _ = load_items(cfg.corpus)
+    docs = [Document(it.id, f"{it.question}\n{it.answer}", it.domain) for it in sorted(items, key=lambda i: i.id)]
+    return docs + read_notes(cfg.notes)
+
+
+class ExtractionCache:
+    """Per-document extraction results keyed by (document text, vocabulary fingerprint)."""
+
+    def __init__(self, path: Path, vocab_key: str):
+        self.path, self.vocab_key = path, vocab_key
+        self.rows: dict[str, dict] = {}
+        if path.exists():
+            for line in path.read_text(encoding="utf-8").splitlines():
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError:
+                    continue  # a line cut by a kill: that document is simply extracted again
+                self.rows[row["key"]] = row
+
+    def key(self, doc: Document) -> str:
+        return hashlib.sha256(f"{self.vocab_key}\0{doc.id}\0{doc.text}".encode()).hexdigest()[:24]
+
+    def save(self, new_rows: list[dict]) -> None:
+        if not new_rows:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "a", encoding="utf-8") as fh:
+            for row in new_rows:
+                fh.write(json.dumps(row, sort_keys=True) + "\n")
+                self.rows[row["key"]] = row
+
+
+def extract_all(extractor: ConceptExtractor, docs: list[Document], cache: ExtractionCache, progress: bool) -> tuple[list[Triple], dict[str, Counter]]:
+    todo = [d for d in docs if cache.key(d) not in cache.rows]
+    log.info("extraction: %d documents cached, %d to extract", len(docs) - len(todo), len(todo))
+    if todo:
+        triples, mentions = extractor.extract(todo, progress=progress, max_df=1.0)
+        by_doc: dict[str, list[dict]] = {d.id: [] for d in todo}
+        for t in triples:
+            for doc_id in t.provenance:
+                by_doc[doc_id].append({"head": t.head, "relation": t.relation, "tail": t.tail, "confidence": t.confidence, "sentence": t.sentence})
+        cache.save([{"key": cache.key(d), "id": d.id, "mentions": dict(mentions[d.id]), "triples": by_doc[d.id]} for d in todo])
+    mentions_by_doc: dict[str, Counter] = {}
+    raw: list[Triple] = []
+    for d in docs:
+        row = cache.rows[cache.key(d)]
+        mentions_by_doc[d.id] = Counter(row["mentions"])
+        raw.extend(Triple(t["head"], t["relation"], t["tail"], t["confidence"], "pattern", [d.id], t["sentence"]) for t in row["triples"])
+    # generic concepts (mentioned in over 8% of documents) do not carry sentence-level typed relations
+    df = Counter(c for counter in mentions_by_doc.values() for c in counter)
+    generic = {c for c, n in df.items() if n > max(3, 0.08 * len(docs))}
+    return merge_triples(t for t in raw if t.head not in generic and t.tail not in generic), mentions_by_doc
+
+
+def build_graph_data(cfg: KGConfig, progress: bool = True) -> GraphData:
+    """Everything that goes into the store, computed without touching it."""
+    vocab_paths = sorted(VOCAB_DIR.glob("concepts_*.jsonl")) + [Path(p) for p in cfg.vocab]
+    vocab = load_vocabulary(vocab_paths)
+    work = Path(cfg.work_dir)
+    ids = sorted(vocab.concepts)
+    vecs = embed_cached([concept_text(vocab.concepts[c]) for c in ids], work / "embeddings.npz")
+    concepts, curated, merges, ambiguous = resolve_concepts(vocab.concepts, vocab.curated, dict(zip(ids, vecs)), cfg.merge_threshold)
+    docs = load_documents(cfg)
+
+    candidates: list[str] = []
+    if cfg.candidates:
+        known = {f.lower() for forms in mention_forms(concepts).values() for f in forms}
+        domain_of = {d.id: d.domain for d in docs}
+        for phrase, doc_ids in sorted(candidate_phrases(docs, known, min_docs=cfg.candidate_min_docs).items()):
+            cid = concept_id(phrase)
+            if cid in concepts or any(w in CANDIDATE_BLOCKLIST for w in phrase.split()) or any(ch.isdigit() for ch in phrase):
+                continue
+            domain = Counter(domain_of[i] for i in doc_ids if domain_of.get(i)).most_common(1)
+            concepts[cid] = Concept(cid, phrase, domain[0][0] if domain else "ai", [], "", "extracted")
+            candidates.append(cid)
+
+    vocab_key = hashlib.sha256(json.dumps(sorted((c, *mention_forms({c: concepts[c]})[c]) for c in concepts)).encode()).hexdigest()[:16]
+    extractor = ConceptExtractor(concepts)
+    pattern, mentions = extract_all(extractor, docs, ExtractionCache(work / "extraction_cache.jsonl", vocab_key), progress)
+    cooc = cooccurrence_triples(mentions, cfg.cooc_min_count, cfg.cooc_min_npmi)
+
+    # curated edges win; pattern edges add provenance; co-occurrence only where no typed edge links the pair
+    final: dict[tuple, Triple] = {t.key: t for t in curated}
+    for t in pattern:
+        if t.key in final:
+            final[t.key].provenance = sorted(set(final[t.key].provenance) | set(t.provenance))
+        else:
+            final[t.key] = t
+    linked = {frozenset((t.head, t.tail)) for t in final.values()}
+    for t in cooc:
+        if frozenset((t.head, t.tail)) not in linked:
+            final[t.key] = t
+    # a candidate concept that nothing links to is noise, not knowledge
+    degree = Counter(c for t in final.values() for c in (t.head, t.tail))
+    for cid in [c for c in candidates if degree[c] == 0]:
+        del concepts[cid]
+        candidates.remove(cid)
+    triples = sorted((t for t in final.values() if t.head in concepts and t.tail in concepts), key=lambda t: t.key)
+    return GraphData(concepts, triples, docs, mentions, merges, ambiguous, candidates)
+
+
+def graph_digest(data: GraphData) -> str:
+    """A fingerprint of everything written: the same inputs give the same digest."""
+    payload = [
+        [c.to_dict() for _, c in sorted(data.concepts.items())],
+        [t.to_dict() for t in data.triples],
+        [[d.id, d.text] for d in data.documents],
+        sorted((k, sorted(v.items())) for k, v in data.mentions.items()),
+    ]
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def write_graph(store, data: GraphData, progress: bool = True) -> dict:
+    """Write concepts, QA items, mentions and triples in batches (idempotent MERGEs)."""
+    from kg import cypher
+    from kg.store import set_meta, write_batches
+
+    store.ensure_schema()
+    concept_rows = [c.to_dict() for _, c in sorted(data.concepts.items())]
+    qa_rows = [{"id": d.id, "question": d.text.split("\n", 1)[0], "domain": d.domain or ""} for d in data.documents]
+    mention_rows = [
+        {"qa": doc_id, "concept": cid, "count": n}
+        for doc_id, counter in sorted(data.mentions.items())
+        for cid, n in sorted(counter.items())
+        if cid in data.concepts
+    ]
+    by_rel: dict[str, list[dict]] = {}
+    for t in data.triples:
+        by_rel.setdefault(t.relation, []).append(
+            {"head": t.head, "tail": t.tail, "confidence": float(t.confidence), "source": t.source,
+             "sentence": t.sentence, "provenance": list(t.provenance)}
+        )
+    total = len(concept_rows) + len(qa_rows) + len(mention_rows) + len(data.triples)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=total, desc="writing graph", unit="row")
+    digest = graph_digest(data)
+    stamp = {"build": digest}
+    t0 = time.time()
+    write_batches(store, cypher.UPSERT_CONCEPTS, concept_rows, progress=bar, params=stamp)
+    write_batches(store, cypher.UPSERT_QA, qa_rows, progress=bar, params=stamp)
+    write_batches(store, cypher.UPSERT_MENTIONS, mention_rows, progress=bar, params=stamp)
+    for rel in sorted(by_rel):
+        write_batches(store, cypher.UPSERT_TRIPLES[rel], by_rel[rel], progress=bar, params=stamp)
+    if bar is not None:
+        bar.close()
+    store.write(cypher.DELETE_STALE_RELATIONSHIPS, stamp)
+    store.write(cypher.DELETE_STALE_NODES, stamp)
+    set_meta(store, "graph_digest", digest)
+    store.flush()
+    return {"rows_written": total, "write_seconds": round(time.time() - t0, 2), "graph_digest": digest}

@@ -1,0 +1,64 @@
+"""Subgraph -> numbered textual evidence (triples, definitions, MindMap-style paths) and -> PyG Data."""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+
+from kg.index import RELATION_LIST, RELATION_WORDS
+from kg.schema import Subgraph
+
+
+def evidence_lines(sg: Subgraph, max_triples: int = 12, max_definitions: int = 3) -> list[str]:
+    """Numbered evidence the answer can cite; empty when the subgraph is empty (never invented)."""
+    if sg.empty:
+        return []
+    lines: list[str] = []
+    by_id = {n.id: n for n in sg.nodes}
+    for cid in sg.seeds[:max_definitions]:
+        node = by_id.get(cid)
+        if node and ": " in node.text:
+            lines.append(node.text)
+    for path in sg.paths[:3]:
+        if len(path) > 2:
+            lines.append("path: " + " - ".join(by_id[c].name for c in path if c in by_id))
+    for e in sg.edges[:max_triples]:
+        lines.append(f"{sg.nodes[e.head].name} {RELATION_WORDS[e.relation]} {sg.nodes[e.tail].name}")
+    return [f"[{i}] {line}" for i, line in enumerate(lines, 1)]
+
+
+def evidence_text(sg: Subgraph, **kw) -> str:
+    lines = evidence_lines(sg, **kw)
+    return "Evidence from the concept graph:\n" + "\n".join(lines) if lines else ""
+
+
+def to_pyg(sg: Subgraph, embed, cache_dir: str | Path | None = None, graph_digest: str = ""):
+    """PyG Data with node text embeddings (x), edge text embeddings (edge_attr), relation ids (edge_type)
+    and the question embedding; cached per (question, graph, subgraph) when cache_dir is given."""
+    import torch
+    from torch_geometric.data import Data
+
+    key = hashlib.sha256(json.dumps([graph_digest, sg.to_dict()], sort_keys=True).encode()).hexdigest()[:24]
+    path = Path(cache_dir) / f"{key}.pt" if cache_dir else None
+    if path is not None and path.exists():
+        return torch.load(path, weights_only=False)
+    texts = [n.text for n in sg.nodes] or [""]
+    x = torch.from_numpy(np.asarray(embed(texts), dtype=np.float32))
+    if sg.edges:
+        edge_index = torch.tensor([[e.head for e in sg.edges], [e.tail for e in sg.edges]], dtype=torch.long)
+        edge_attr = torch.from_numpy(np.asarray(embed([e.text for e in sg.edges]), dtype=np.float32))
+        edge_type = torch.tensor([RELATION_LIST.index(e.relation) for e in sg.edges], dtype=torch.long)
+    else:
+        edge_index = torch.zeros((2, 0), dtype=torch.long)
+        edge_attr = torch.zeros((0, x.shape[1]))
+        edge_type = torch.zeros((0,), dtype=torch.long)
+    data = Data(x=x, edge_index=edge_index, edge_attr=edge_attr, edge_type=edge_type,
+                question=torch.from_numpy(np.asarray(embed([sg.question]), dtype=np.float32)), num_nodes=len(texts))
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        torch.save(data, tmp)
+        tmp.replace(path)
+    return data
