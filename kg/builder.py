@@ -169,7 +169,7 @@ def build_graph_data(cfg: KGConfig, progress: bool = True) -> GraphData:
     vocab_key = hashlib.sha256(json.dumps(sorted((c, *mention_forms({c: concepts[c]})[c]) for c in concepts)).encode()).hexdigest()[:16]
     extractor = ConceptExtractor(concepts)
     pattern, mentions = extract_all(extractor, docs, ExtractionCache(work / "extraction_cache.jsonl", vocab_key), progress)
-    cooc = cooccurrence_triples(mentions, cfg.cooc_min_count, cfg.cooc_min_npmi)
+    cooc = cooccurrence_triples(mentions, cfg.cooc_min_count, cfg.cooc_min_npmi) if cfg.cooccurrence else []
 
     # curated edges win; pattern edges add provenance; co-occurrence only where no typed edge links the pair
     final: dict[tuple, Triple] = {t.key: t for t in curated}

@@ -19,14 +19,19 @@ class KGConfig:
     candidates: bool = False
     """Add frequent noun phrases the vocabulary lacks as extracted concepts. Precise with en_core_web_sm's
     noun chunks; with spacy.blank("en") the n-gram fallback also admits non-concepts ("behaves like"),
-    so it is off by default."""
+    so it is off by default. Candidates are linked through co-occurrence edges, so it needs cooccurrence."""
     candidate_min_docs: int = 8
     """Documents a phrase must appear in to become a candidate concept."""
+    cooccurrence: bool = False
+    """Add RELATED_TO edges between concepts mentioned together in several documents (weighted by NPMI).
+    Off by default: on a held-out hand-labelled sample only 55% of them were valid associations
+    (kg/gold/cooccurrence_test_labels.jsonl), against 95% for the pattern triples; a concept matched in
+    another sense (heap memory vs the heap data structure) is their usual error."""
     cooc_min_count: int = 2
     """Documents two concepts must share for a co-occurrence RELATED_TO edge."""
     cooc_min_npmi: float = 0.5
-    """Lowest normalised PMI for a co-occurrence edge (0.5 kept 81% valid edges on a hand-labelled dev
-    sample, against 65% at 0.25; see scripts/score_extraction.py)."""
+    """Lowest normalised PMI for a co-occurrence edge (chosen on a labelled dev sample, where 0.5 kept 81%
+    valid edges against 65% at 0.25; a later held-out sample gave 55%: see scripts/score_extraction.py)."""
     merge_threshold: float = 0.95
     """Embedding similarity at which two concepts of one domain are merged."""
     hops: int = 2
@@ -65,5 +70,7 @@ class KGConfig:
             problems.append(f"min_nodes must be in [0, max_nodes], got {self.min_nodes}")
         if self.pcst_edge_cost <= 0:
             problems.append(f"pcst_edge_cost must be positive, got {self.pcst_edge_cost}")
+        if self.candidates and not self.cooccurrence:
+            problems.append("candidates needs cooccurrence (candidate concepts are linked only by co-occurrence edges)")
         if problems:
             raise ValueError("Invalid KGConfig:\n  - " + "\n  - ".join(problems))

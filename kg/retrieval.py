@@ -27,15 +27,18 @@ def pcst_prizes(node_sims: np.ndarray, edge_sims: np.ndarray, cfg: KGConfig, for
         n_prizes[forced] = np.maximum(n_prizes[forced], float(cfg.pcst_node_topk))
     e_prizes = np.zeros(len(edge_sims), dtype=np.float64)
     ke = min(cfg.pcst_edge_topk, len(np.unique(edge_sims))) if len(edge_sims) else 0
+    c = 0.01  # G-Retriever's decay between prize levels
     if ke:
         values = np.sort(np.unique(edge_sims))[::-1][:ke]
         last = float(ke)
         for rank, v in enumerate(values):
             hit = edge_sims == v
-            value = min((ke - rank) / hit.sum(), last)
+            value = min((ke - rank) / hit.sum(), last - c)
             e_prizes[hit] = value
-            last = value * (1 - 1e-6)
-    return n_prizes, e_prizes
+            last = value * (1 - c)
+    # as G-Retriever does, lower the edge cost below the best edge prize so at least one edge is kept
+    cost = min(cfg.pcst_edge_cost, e_prizes.max() * (1 - c / 2)) if ke else cfg.pcst_edge_cost
+    return n_prizes, e_prizes, cost
 
 
 def run_pcst(n_nodes: int, edges: np.ndarray, n_prizes: np.ndarray, e_prizes: np.ndarray, cost: float):
@@ -149,8 +152,8 @@ def retrieve_subgraph(index: GraphIndex, question: str, cfg: KGConfig, q_vec: np
             e_sims = np.array([float((index.edge_emb[ids] @ q_vec).max()) for ids in pair_ids])
         else:
             e_sims = np.zeros(len(pair_ids))
-        n_prizes, e_prizes = pcst_prizes(sims[hood], e_sims, cfg, np.array(seed_local))
-        chosen_nodes, _ = run_pcst(len(hood), local_edges, n_prizes, e_prizes, cfg.pcst_edge_cost)
+        n_prizes, e_prizes, cost = pcst_prizes(sims[hood], e_sims, cfg, np.array(seed_local))
+        chosen_nodes, _ = run_pcst(len(hood), local_edges, n_prizes, e_prizes, cost)
         chosen = set(chosen_nodes.tolist()) | set(seed_local)
     else:
         chosen = set(seed_local)

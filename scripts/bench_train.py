@@ -1,7 +1,8 @@
 """Benchmark: trained (non-padding) tokens/s of our fine-tuning against TRL's SFTTrainer, and peak memory
 of the 4-bit model against fp32. Prints JSON.
 
-Same model (bundled SmolLM2, 4-bit NF4), same LoRA (the study's), same data (curated training items in
+Same model (bundled SmolLM2, 4-bit NF4), same LoRA (the study's r=32, alpha=64, dropout 0.05 on
+q,k,v,o,gate,up,down proj; without lm_head for both, since TRL 1.16 refuses a LoRA on lm_head), same data (curated training items in
 the study's prompt, answer-only loss), same batch size and max length, in one process run. TRL keeps its
 CPU defaults (gradient checkpointing on, bf16 autocast, padded batches in random order, the model's
 default fp32 4-bit compute dtype); ours uses no recomputation, length-grouped batches and bf16 4-bit
@@ -22,6 +23,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+BENCH_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 
 def step_timer():
@@ -42,7 +44,12 @@ def step_timer():
 
         def result(self):
             t, n = sum(self.times), sum(self.tokens)
-            return {"timed_steps": len(self.times), "tokens": n, "seconds": round(t, 2), "tokens_per_s": round(n / t, 1) if t else None}
+            per_step = sorted(k / s for k, s in zip(self.tokens, self.times) if s > 0)
+            return {
+                "timed_steps": len(self.times), "tokens": n, "seconds": round(t, 2),
+                "tokens_per_s": round(n / t, 1) if t else None,
+                "median_step_tokens_per_s": round(per_step[len(per_step) // 2], 1) if per_step else None,
+            }
 
     return StepTimer()
 
@@ -61,7 +68,7 @@ def bench_ours(items, args) -> dict:
     from training.config import TrainConfig
     from training.sft import train_sft
 
-    mcfg = ModelConfig(quantization="nf4", dtype="bfloat16")
+    mcfg = ModelConfig(quantization="nf4", dtype="bfloat16", lora_targets=BENCH_TARGETS)
     model, tok = load_model(mcfg)
     model = attach_lora(model, mcfg)
     cfg = TrainConfig(
@@ -82,7 +89,7 @@ def bench_trl(items, args, packed: bool) -> dict:
     from model.load import load_model, lora_config
     from prompting.templates import study_prompt
 
-    mcfg = ModelConfig(quantization="nf4", dtype="float32")  # bitsandbytes' default compute dtype
+    mcfg = ModelConfig(quantization="nf4", dtype="float32", lora_targets=BENCH_TARGETS)  # bnb's default compute dtype
     model, tok = load_model(mcfg)
     ds = Dataset.from_dict({"prompt": [study_prompt(it.question) for it in items], "completion": [it.answer for it in items]})
     sft_args = SFTConfig(
@@ -100,6 +107,15 @@ def bench_trl(items, args, packed: bool) -> dict:
     }
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident memory (VmHWM). Not ru_maxrss: Linux carries that across exec, so a
+    child started from a large parent would report the parent's peak."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
 def memory_child(quant: str, args) -> dict:
     """Peak RSS of loading the model and running two training steps (run in a fresh process)."""
     import torch
@@ -110,7 +126,7 @@ def memory_child(quant: str, args) -> dict:
     mcfg = ModelConfig(quantization=quant, dtype="bfloat16" if quant == "nf4" else "float32")
     model, tok = load_model(mcfg)
     footprint = model.get_memory_footprint()
-    after_load = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    after_load = peak_rss_mb()
     model = attach_lora(model, mcfg)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
     x = torch.randint(100, 40000, (args.batch, args.max_length // 2))
@@ -120,8 +136,8 @@ def memory_child(quant: str, args) -> dict:
         opt.zero_grad()
     return {
         "weights_mb": round(footprint / 2**20, 1),
-        "peak_rss_after_load_mb": round(after_load / 1024, 1),
-        "peak_rss_training_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "peak_rss_after_load_mb": after_load,
+        "peak_rss_training_mb": peak_rss_mb(),
         "batch": [args.batch, args.max_length // 2],
     }
 
@@ -145,12 +161,13 @@ def main() -> int:
     import torch
 
     out = {"machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__},
-           "steps": args.steps, "batch": args.batch, "max_length": args.max_length}
+           "steps": args.steps, "batch": args.batch, "max_length": args.max_length, "lora_targets": BENCH_TARGETS}
     out["ours"] = bench_ours(items, args)
     out["trl"] = bench_trl(items, args, packed=False)
     if args.trl_packed:
         out["trl_packed"] = bench_trl(items, args, packed=True)
     out["ratio_ours_over_trl"] = round(out["ours"]["tokens_per_s"] / out["trl"]["tokens_per_s"], 2)
+    out["ratio_median_step"] = round(out["ours"]["median_step_tokens_per_s"] / out["trl"]["median_step_tokens_per_s"], 2)
     if not args.skip_memory:
         out["memory"] = {}
         for quant in ("nf4", "none"):

@@ -25,9 +25,11 @@ def test_pcst_edge_prizes_become_virtual_nodes():
 
 
 def test_prizes_follow_g_retriever():
-    n, e = pcst_prizes(np.array([0.1, 0.9, 0.5, 0.7]), np.array([0.3, 0.8, 0.8]), KGConfig(pcst_node_topk=3, pcst_edge_topk=2))
+    n, e, cost = pcst_prizes(np.array([0.1, 0.9, 0.5, 0.7]), np.array([0.3, 0.8, 0.8]), KGConfig(pcst_node_topk=3, pcst_edge_topk=2))
     assert n.tolist() == [0.0, 3.0, 1.0, 2.0]
-    assert e[1] == e[2] == pytest.approx(1.0) and 0 < e[0] < 1.0
+    # two edges share the top value: 2/2 each; the next level min(1/1, 0.99 - 0.01)
+    assert e[1] == e[2] == pytest.approx(1.0) and e[0] == pytest.approx(0.98)
+    assert cost == 0.5
 
 
 def unit(v):
