@@ -144,6 +144,28 @@ def extract_all(extractor: ConceptExtractor, docs: list[Document], cache: Extrac
     return merge_triples(t for t in raw if t.head not in generic and t.tail not in generic), mentions_by_doc
 
 
+def llm_triples(cfg: KGConfig, docs, mentions, concepts, work: Path, vocab_key: str, progress: bool) -> list[Triple]:
+    """LLM-extracted triples, cached per (document, vocabulary, model) so nothing is paid for twice."""
+    from kg.llm_extract import OpenAICompleter, llm_extract
+
+    complete = OpenAICompleter(cfg.llm_model, cfg.llm_base_url)
+    cache = ExtractionCache(work / "llm_cache.jsonl", f"{vocab_key}:{complete.model}:{cfg.llm_base_url}")
+    todo = [d for d in docs if cache.key(d) not in cache.rows and len(mentions[d.id]) >= 2]
+    if progress and todo:
+        from tqdm.auto import tqdm
+
+        todo = tqdm(todo, desc="LLM extraction", unit="doc")
+    for d in todo:
+        found = llm_extract(d.id, d.text, [concepts[c] for c in sorted(mentions[d.id]) if c in concepts], complete)
+        cache.save([{"key": cache.key(d), "id": d.id, "triples": [t.to_dict() for t in found]}])
+    out = []
+    for d in docs:
+        row = cache.rows.get(cache.key(d))
+        for t in (row or {}).get("triples", []):
+            out.append(Triple(t["head"], t["relation"], t["tail"], t["confidence"], "llm", t["provenance"], t["sentence"]))
+    return out
+
+
 def build_graph_data(cfg: KGConfig, progress: bool = True) -> GraphData:
     """Everything that goes into the store, computed without touching it."""
     vocab_paths = sorted(VOCAB_DIR.glob("concepts_*.jsonl")) + [Path(p) for p in cfg.vocab]
@@ -170,6 +192,8 @@ def build_graph_data(cfg: KGConfig, progress: bool = True) -> GraphData:
     extractor = ConceptExtractor(concepts)
     pattern, mentions = extract_all(extractor, docs, ExtractionCache(work / "extraction_cache.jsonl", vocab_key), progress)
     cooc = cooccurrence_triples(mentions, cfg.cooc_min_count, cfg.cooc_min_npmi) if cfg.cooccurrence else []
+    if cfg.llm_extract:
+        pattern = merge_triples(pattern + llm_triples(cfg, docs, mentions, concepts, work, vocab_key, progress))
 
     # curated edges win; pattern edges add provenance; co-occurrence only where no typed edge links the pair
     final: dict[tuple, Triple] = {t.key: t for t in curated}

