@@ -133,7 +133,3 @@ def load_preset(path: str | Path) -> dict:
     if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
         raise ValueError(f"preset {path} must map section names (data, model, train, ...) to mappings of fields")
     return data
-
-
-def config_to_dict(cfg: Any) -> dict:
-    return dataclasses.asdict(cfg)

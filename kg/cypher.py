@@ -93,12 +93,6 @@ RETURN h.id AS head, type(r) AS relation, t.id AS tail, r.confidence AS confiden
 ORDER BY head, relation, tail
 """
 
-ALL_MENTIONS = """
-MATCH (q:QA)-[m:MENTIONS]->(c:Concept)
-RETURN q.id AS qa, c.id AS concept, m.count AS count
-ORDER BY qa, concept
-"""
-
 NEIGHBOURHOOD = """
 MATCH (c:Concept {id: $id})-[r]-(n:Concept)
 RETURN c.id AS center, type(r) AS relation, startNode(r).id AS head, endNode(r).id AS tail,
@@ -106,8 +100,6 @@ RETURN c.id AS center, type(r) AS relation, startNode(r).id AS head, endNode(r).
 ORDER BY confidence DESC, neighbour
 LIMIT $limit
 """
-
-DELETE_ALL = "MATCH (n) DETACH DELETE n"
 
 # After a build has written everything with its stamp, whatever an older build left is removed, so the
 # store equals the computed graph (and a killed build, run again, converges to the same graph).

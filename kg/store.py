@@ -85,6 +85,11 @@ def counts(store: GraphStore) -> dict:
     }
 
 
+def neighbourhood(store: GraphStore, concept: str, limit: int = 50) -> list[dict]:
+    """A concept's direct neighbours with the relation type and direction, strongest first."""
+    return store.run(cypher.NEIGHBOURHOOD, {"id": concept, "limit": limit})
+
+
 def get_meta(store: GraphStore, key: str) -> str | None:
     rows = store.run(cypher.GET_META, {"key": key})
     return rows[0]["value"] if rows else None

@@ -23,20 +23,6 @@ class Vocabulary:
     concepts: dict[str, Concept]
     curated: list[Triple]
 
-    def surface_forms(self) -> dict[str, list[str]]:
-        """Concept id -> every written form (name and aliases) a matcher should find."""
-        return {cid: [c.name, *c.aliases] for cid, c in self.concepts.items()}
-
-    def fingerprint(self) -> str:
-        import hashlib
-
-        h = hashlib.sha256()
-        for cid in sorted(self.concepts):
-            h.update(json.dumps(self.concepts[cid].to_dict(), sort_keys=True).encode())
-        for t in sorted(self.curated, key=lambda t: t.key):
-            h.update("|".join(t.key).encode())
-        return h.hexdigest()[:16]
-
 
 def load_vocabulary(paths: list[Path] | None = None) -> Vocabulary:
     """Read every vocabulary file; all problems (file:line and reason) are reported at once."""

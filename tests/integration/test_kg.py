@@ -111,6 +111,11 @@ def test_stale_server_is_detected_and_restarted_without_data_loss(built, kg_dirs
     assert server.socket_path.exists() and not server.healthy()
     with open_store(StoreConfig(data_dir=str(kg_dirs[0]))) as store:
         assert counts(store)["concepts"] == built["concepts"]
+        from kg.store import neighbourhood
+
+        rows = neighbourhood(store, "overfitting", 100)
+        assert {"underfitting", "regularization"} <= {r["neighbour"] for r in rows}
+        assert all(r["center"] == "overfitting" and r["relation"] for r in rows)
 
 
 def test_killed_build_converges_to_the_same_graph(built, kg_dirs, tmp_path):
