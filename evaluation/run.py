@@ -116,6 +116,7 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> EvalResult:
         all_rows[system] = [cached[it.id] for it in items]
 
     metrics = {s: compute_metrics(rows) for s, rows in all_rows.items()}
+    comparisons = compare_systems(all_rows)
     by_domain = {}
     for s, rows in all_rows.items():
         groups = defaultdict(list)
@@ -124,7 +125,7 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> EvalResult:
         by_domain[s] = {d: compute_metrics(g, ["rouge", "bleu"]) for d, g in sorted(groups.items())}
     from data.provenance import run_info
 
-    table = markdown_table(metrics, len(items))
+    table = markdown_table(metrics, len(items)) + comparison_table(comparisons)
     out_dir.mkdir(parents=True, exist_ok=True)
     with open(out_dir / "predictions.jsonl", "w", encoding="utf-8") as fh:
         for s in all_rows:
@@ -138,12 +139,46 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> EvalResult:
         "config": asdict(cfg),
         "metric_versions": metric_versions(),
         "metrics": metrics,
+        "comparisons": comparisons,
         "by_domain": by_domain,
         "run": run_info(),
     }
     (out_dir / "metrics.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
     (out_dir / "report.md").write_text("# Evaluation\n\n" + table)
     return EvalResult(out_dir, metrics, table, len(items))
+
+
+PAIRED_METRICS = ("rouge1", "rouge2", "rougeL", "bleu1", "bleu4")
+
+
+def compare_systems(all_rows: dict[str, list[dict]]) -> dict:
+    """Every system against the first (the baseline) on per-item scores: CI of the difference and p."""
+    from evaluation.metrics import bleu_item, rouge_item
+    from evaluation.significance import paired_bootstrap
+
+    systems = list(all_rows)
+    if len(systems) < 2:
+        return {}
+    per_item = {s: [rouge_item(r) | bleu_item(r) for r in rows] for s, rows in all_rows.items()}
+    base = systems[0]
+    out = {}
+    for other in systems[1:]:
+        out[f"{other} vs {base}"] = {
+            m: paired_bootstrap([x[m] for x in per_item[base]], [x[m] for x in per_item[other]]) for m in PAIRED_METRICS
+        }
+    return out
+
+
+def comparison_table(comparisons: dict) -> str:
+    if not comparisons:
+        return ""
+    lines = ["", "Paired differences over the same items (95% bootstrap CI, sign-flip test p):", "",
+             "| comparison | metric | baseline | system | difference | 95% CI | p |", "|---|---|---|---|---|---|---|"]
+    for name, per_metric in comparisons.items():
+        for m, c in per_metric.items():
+            lines.append(f"| {name} | {m} | {c['mean_a']:.4f} | {c['mean_b']:.4f} | {c['diff']:+.4f} | "
+                         f"[{c['ci_low']:+.4f}, {c['ci_high']:+.4f}] | {c['p_value']:.4f} |")
+    return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
