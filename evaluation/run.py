@@ -191,6 +191,9 @@ def main(argv: list[str] | None = None) -> int:
     add_dataclass_args(parser, EvalConfig)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    from data.cli import quiet_third_party
+
+    quiet_third_party()
     try:
         cfg = dataclass_from_args(EvalConfig, args)
         result = evaluate(cfg)

@@ -73,6 +73,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     for noisy in ("httpx", "datasets", "filelock"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    from data.cli import quiet_third_party
+
+    quiet_third_party()
     from data.loaders import CorpusError
     from evaluation.run import RunConfigError
     from model.load import AdapterNotFoundError
