@@ -27,6 +27,8 @@ class EvalConfig:
     """Answers generated per batch."""
     repetition_penalty: float = 1.0
     """Same for every system (1.0 = none)."""
+    bertscore_model: str | None = None
+    """Backbone for BERTScore: an HF id in the local cache or a folder (default: the bundled all-MiniLM-L6-v2)."""
 
     def __post_init__(self) -> None:
         problems = []

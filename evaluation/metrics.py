@@ -5,6 +5,10 @@ BLEU: `nltk`. BLEU-n is the sentence-level score with all weight on n-grams of o
 study reported BLEU-1..4), averaged over answers; "BLEU" is corpus-level cumulative BLEU-4. Both use
 Chen & Cherry's smoothing method 1 (epsilon 0.1 for zero counts). Tokens: lowercased words and
 punctuation from a regex, so no tokenizer data needs downloading.
+METEOR: `nltk` (alpha 0.9, beta 3, gamma 0.5) with WordNet synonyms when nltk's WordNet data is on
+this machine; otherwise exact and stem matches only, and every report says so (nothing is downloaded).
+BERTScore: `bert-score` F1 on the bundled all-MiniLM-L6-v2 (last layer, no baseline rescaling) by
+default, any HF model by `configure(bertscore_model=...)`; the report names the backbone.
 Degeneration: invented follow-up question blocks, answers that hit the token limit, repeated 4-grams.
 """
 from __future__ import annotations
@@ -92,6 +96,96 @@ def bleu(rows: list[dict]) -> dict[str, float]:
     return out
 
 
+_WORDNET = None
+NOTES: list[str] = []  # caveats a report must repeat next to the scores
+_SETTINGS = {"bertscore_model": None}
+
+
+def configure(bertscore_model: str | None = None) -> None:
+    _SETTINGS["bertscore_model"] = bertscore_model
+
+
+class _NoWordNet:
+    """Stands in for WordNet when its data is absent: METEOR then matches exact words and stems only."""
+
+    def synsets(self, *args, **kwargs):
+        return []
+
+
+def _wordnet():
+    global _WORDNET
+    if _WORDNET is None:
+        import nltk
+
+        try:
+            nltk.data.find("corpora/wordnet.zip")
+            from nltk.corpus import wordnet
+
+            wordnet.synsets("test")
+            _WORDNET = wordnet
+        except LookupError:
+            _WORDNET = _NoWordNet()
+            note = ("METEOR: nltk's WordNet data is not on this machine, so METEOR matched exact words and stems only "
+                    "(no synonyms); scores are lower than WordNet METEOR and not comparable with published ones.")
+            if note not in NOTES:
+                NOTES.append(note)
+    return _WORDNET
+
+
+def meteor_version() -> str:
+    return "nltk-3.10.4/meteor/" + ("wordnet" if not isinstance(_wordnet(), _NoWordNet) else "exact+stem (no WordNet)")
+
+
+def meteor_item(row: dict) -> dict[str, float]:
+    from nltk.translate.meteor_score import meteor_score
+
+    hyp = tokenize(row["prediction"])
+    return {"meteor": meteor_score([tokenize(row["reference"])], hyp, wordnet=_wordnet()) if hyp else 0.0}
+
+
+@register("meteor", "nltk-3.10.4/meteor", per_item=meteor_item)
+def meteor(rows: list[dict]) -> dict[str, float]:
+    return {"meteor": _mean([meteor_item(r) for r in rows], "meteor")}
+
+
+_BERTSCORERS: dict = {}
+
+
+def bertscore_backbone() -> str:
+    if _SETTINGS["bertscore_model"]:
+        return _SETTINGS["bertscore_model"]
+    from data.embedding import bundled_minilm_path
+
+    return str(bundled_minilm_path())
+
+
+def bertscore_items(rows: list[dict]) -> list[float]:
+    """BERTScore F1 per row, computed in batches."""
+    if not rows:
+        return []
+    backbone = bertscore_backbone()
+    if backbone not in _BERTSCORERS:
+        from bert_score import BERTScorer
+        from transformers import AutoConfig
+
+        layers = AutoConfig.from_pretrained(backbone).num_hidden_layers
+        _BERTSCORERS[backbone] = BERTScorer(model_type=backbone, num_layers=layers, lang="en", batch_size=32)
+    _, _, f1 = _BERTSCORERS[backbone].score([r["prediction"] or "." for r in rows], [r["reference"] for r in rows])
+    return [float(x) if r["prediction"] else 0.0 for x, r in zip(f1.tolist(), rows)]
+
+
+@register("bertscore", "bert-score-0.3.13/f1/last-layer/no-rescale")
+def bertscore(rows: list[dict]) -> dict[str, float]:
+    scores = bertscore_items(rows)
+    return {"bertscore_f1": sum(scores) / len(scores) if scores else 0.0}
+
+
+def per_item_scores(rows: list[dict]) -> list[dict[str, float]]:
+    """Item-level scores of every metric that has them (for paired comparisons)."""
+    berts = bertscore_items(rows)
+    return [rouge_item(r) | bleu_item(r) | meteor_item(r) | {"bertscore_f1": b} for r, b in zip(rows, berts)]
+
+
 def repeated_ngram_fraction(text: str, n: int = 4) -> float:
     toks = tokenize(text)
     grams = [tuple(toks[i : i + n]) for i in range(len(toks) - n + 1)]
@@ -135,4 +229,9 @@ def compute_metrics(rows: list[dict], names: list[str] | None = None) -> dict[st
 
 
 def metric_versions(names: list[str] | None = None) -> dict[str, str]:
-    return {n: REGISTRY[n].version for n in (names or REGISTRY)}
+    versions = {n: REGISTRY[n].version for n in (names or REGISTRY)}
+    if "meteor" in versions:
+        versions["meteor"] = meteor_version()
+    if "bertscore" in versions:
+        versions["bertscore"] += f"/backbone={bertscore_backbone()}"
+    return versions

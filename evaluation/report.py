@@ -10,6 +10,8 @@ STUDY_COLUMNS = [
     ("BLEU-3", "bleu", "bleu3"),
     ("BLEU-4", "bleu", "bleu4"),
     ("BLEU", "bleu", "bleu"),
+    ("METEOR", "meteor", "meteor"),
+    ("BERTScore", "bertscore", "bertscore_f1"),
 ]
 DEGENERATION_COLUMNS = [
     ("follow-up Q", "degeneration", "follow_up_count"),
@@ -28,7 +30,8 @@ def markdown_table(metrics: dict[str, dict], n_items: int) -> str:
     lines = [
         f"Evaluated on {n_items} items. ROUGE: F1 (rouge-score, stemmed). BLEU-n: sentence BLEU on n-grams of "
         "order n, averaged; BLEU: corpus BLEU-4; nltk smoothing method 1. follow-up Q: answers that started a new "
-        "question block (count); hit limit: share of answers cut by max_new_tokens.",
+        "question block (count); hit limit: share of answers cut by max_new_tokens. METEOR and BERTScore: see the "
+        "metric versions in metrics.json (backbone, WordNet or not).",
         "",
         "| system | " + " | ".join(c[0] for c in cols) + " |",
         "|---|" + "---|" * len(cols),
@@ -39,4 +42,7 @@ def markdown_table(metrics: dict[str, dict], n_items: int) -> str:
             v = m[group][key]
             cells.append(str(int(v)) if key == "follow_up_count" else _fmt(v))
         lines.append(f"| {system} | " + " | ".join(cells) + " |")
+    from evaluation.metrics import NOTES
+
+    lines.extend(["", *(f"Note: {n}" for n in NOTES)] if NOTES else [])
     return "\n".join(lines) + "\n"

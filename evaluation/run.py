@@ -67,6 +67,9 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> EvalResult:
     from model.generate import GenerationSettings, generate_answers
     from prompting.templates import build_prompt, encode_prompt, stop_strings
 
+    from evaluation.metrics import configure
+
+    configure(bertscore_model=cfg.bertscore_model)
     run_cfg = read_run_config(cfg.run_dir) if cfg.run_dir else None
     style = cfg.prompt_style or (run_cfg["train"]["prompt_style"] if run_cfg else "study")
     eval_file = cfg.eval_file or (Path(run_cfg["data"]["out_dir"]) / "eval.jsonl" if run_cfg else Path("artifacts/data/eval.jsonl"))
@@ -122,7 +125,7 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> EvalResult:
         groups = defaultdict(list)
         for r in rows:
             groups[r["domain"]].append(r)
-        by_domain[s] = {d: compute_metrics(g, ["rouge", "bleu"]) for d, g in sorted(groups.items())}
+        by_domain[s] = {d: compute_metrics(g, ["rouge", "bleu", "meteor"]) for d, g in sorted(groups.items())}
     from data.provenance import run_info
 
     table = markdown_table(metrics, len(items)) + comparison_table(comparisons)
@@ -148,18 +151,18 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> EvalResult:
     return EvalResult(out_dir, metrics, table, len(items))
 
 
-PAIRED_METRICS = ("rouge1", "rouge2", "rougeL", "bleu1", "bleu4")
+PAIRED_METRICS = ("rouge1", "rouge2", "rougeL", "bleu1", "bleu4", "meteor", "bertscore_f1")
 
 
 def compare_systems(all_rows: dict[str, list[dict]]) -> dict:
     """Every system against the first (the baseline) on per-item scores: CI of the difference and p."""
-    from evaluation.metrics import bleu_item, rouge_item
+    from evaluation.metrics import per_item_scores
     from evaluation.significance import paired_bootstrap
 
     systems = list(all_rows)
     if len(systems) < 2:
         return {}
-    per_item = {s: [rouge_item(r) | bleu_item(r) for r in rows] for s, rows in all_rows.items()}
+    per_item = {s: per_item_scores(rows) for s, rows in all_rows.items()}
     base = systems[0]
     out = {}
     for other in systems[1:]:

@@ -44,3 +44,29 @@ def test_table_has_the_study_columns():
     t = markdown_table(m, 2)
     assert "| system | ROUGE-1 | ROUGE-2 | ROUGE-L | BLEU-1 | BLEU-2 | BLEU-3 | BLEU-4 | BLEU |" in t
     assert "| plain |" in t
+
+
+def test_meteor_exact_match_and_the_wordnet_note():
+    from evaluation import metrics
+
+    same = compute_metrics([{"reference": "a hash table maps keys", "prediction": "a hash table maps keys"}], ["meteor"])["meteor"]["meteor"]
+    # one chunk of 5 matches: Fmean 1, fragmentation penalty 0.5 * (1/5)^3 = 0.004
+    assert same == pytest.approx(0.996, abs=1e-3)
+    other = compute_metrics([{"reference": "a hash table maps keys", "prediction": "variance measures spread"}], ["meteor"])["meteor"]["meteor"]
+    assert other == 0.0
+    if isinstance(metrics._wordnet(), metrics._NoWordNet):
+        assert any("WordNet" in n for n in metrics.NOTES) and "no WordNet" in metrics.metric_versions()["meteor"]
+
+
+def test_bertscore_on_the_bundled_minilm():
+    from evaluation.metrics import bertscore_items, metric_versions
+
+    rows = [
+        {"reference": "A hash table maps keys to values.", "prediction": "A hash table maps keys to values."},
+        {"reference": "A hash table maps keys to values.", "prediction": "A hash map stores key-value pairs."},
+        {"reference": "A hash table maps keys to values.", "prediction": "The weather is sunny in Spain."},
+        {"reference": "A hash table maps keys to values.", "prediction": ""},
+    ]
+    same, close, far, empty = bertscore_items(rows)
+    assert same == pytest.approx(1.0, abs=1e-3) and same > close > far and empty == 0.0
+    assert "all_minilm" in metric_versions(["bertscore"])["bertscore"].lower().replace("-", "_")
