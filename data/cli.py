@@ -74,7 +74,8 @@ def add_dataclass_args(parser: argparse.ArgumentParser, cls: type, prefix: str =
         origin = typing.get_origin(tp)
         kwargs: dict[str, Any] = {"default": argparse.SUPPRESS, "dest": f"{prefix}.{f.name}" if prefix else f.name}
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
-        kwargs["help"] = f"{docs.get(f.name, '')} (default: {default!r})".strip()
+        # argparse treats "%" as a format character in help texts
+        kwargs["help"] = f"{docs.get(f.name, '')} (default: {default!r})".strip().replace("%", "%%")
         if tp is bool:
             kwargs.update(type=_parse_bool, metavar="BOOL")
         elif origin is list:

@@ -68,3 +68,16 @@ def test_broken_preset_names_the_file(tmp_path):
     p.write_text("train: [1, 2\n")
     with pytest.raises(ValueError, match="bad.yaml is not valid YAML"):
         load_preset(p)
+
+
+@pytest.mark.parametrize(
+    "module",
+    ["data.prepare", "training.run", "evaluation.run", "kg.build", "kg.stats", "kg.export", "kg.retrieve", "kg.view", "kg.server"],
+)
+def test_every_entry_point_prints_its_help(module, capsys):
+    import importlib
+
+    with pytest.raises(SystemExit) as done:
+        importlib.import_module(module).main(["--help"])
+    assert done.value.code == 0
+    assert "usage: python -m " + module in capsys.readouterr().out
