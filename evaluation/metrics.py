@@ -149,6 +149,7 @@ def meteor(rows: list[dict]) -> dict[str, float]:
 
 
 _BERTSCORERS: dict = {}
+_BERT_MEMO: dict = {}  # (backbone, predictions, references) -> F1 list: the table and the paired tests share one pass
 
 
 def bertscore_backbone() -> str:
@@ -164,6 +165,9 @@ def bertscore_items(rows: list[dict]) -> list[float]:
     if not rows:
         return []
     backbone = bertscore_backbone()
+    key = (backbone, tuple(r["prediction"] for r in rows), tuple(r["reference"] for r in rows))
+    if key in _BERT_MEMO:
+        return _BERT_MEMO[key]
     if backbone not in _BERTSCORERS:
         from bert_score import BERTScorer
         from transformers import AutoConfig
@@ -171,7 +175,8 @@ def bertscore_items(rows: list[dict]) -> list[float]:
         layers = AutoConfig.from_pretrained(backbone).num_hidden_layers
         _BERTSCORERS[backbone] = BERTScorer(model_type=backbone, num_layers=layers, lang="en", batch_size=32)
     _, _, f1 = _BERTSCORERS[backbone].score([r["prediction"] or "." for r in rows], [r["reference"] for r in rows])
-    return [float(x) if r["prediction"] else 0.0 for x, r in zip(f1.tolist(), rows)]
+    _BERT_MEMO[key] = [float(x) if r["prediction"] else 0.0 for x, r in zip(f1.tolist(), rows)]
+    return _BERT_MEMO[key]
 
 
 @register("bertscore", "bert-score-0.3.13/f1/last-layer/no-rescale")

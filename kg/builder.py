@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from kg.config import KGConfig
-from kg.extract import ConceptExtractor, Document, candidate_phrases, cooccurrence_triples, merge_triples
+from kg.extract import ConceptExtractor, Document, candidate_phrases, cooccurrence_triples, drop_generic, generic_concepts, merge_triples
 from kg.resolve import Merge, mention_forms, resolve_concepts
 from kg.schema import Concept, Triple, concept_id
 from kg.vocabulary import VOCAB_DIR, load_vocabulary
@@ -126,7 +126,7 @@ def extract_all(extractor: ConceptExtractor, docs: list[Document], cache: Extrac
     todo = [d for d in docs if cache.key(d) not in cache.rows]
     log.info("extraction: %d documents cached, %d to extract", len(docs) - len(todo), len(todo))
     if todo:
-        triples, mentions = extractor.extract(todo, progress=progress, max_df=1.0)
+        triples, mentions = extractor.extract(todo, progress=progress)
         by_doc: dict[str, list[dict]] = {d.id: [] for d in todo}
         for t in triples:
             for doc_id in t.provenance:
@@ -138,10 +138,7 @@ def extract_all(extractor: ConceptExtractor, docs: list[Document], cache: Extrac
         row = cache.rows[cache.key(d)]
         mentions_by_doc[d.id] = Counter(row["mentions"])
         raw.extend(Triple(t["head"], t["relation"], t["tail"], t["confidence"], "pattern", [d.id], t["sentence"]) for t in row["triples"])
-    # generic concepts (mentioned in over 8% of documents) do not carry sentence-level typed relations
-    df = Counter(c for counter in mentions_by_doc.values() for c in counter)
-    generic = {c for c, n in df.items() if n > max(3, 0.08 * len(docs))}
-    return merge_triples(t for t in raw if t.head not in generic and t.tail not in generic), mentions_by_doc
+    return merge_triples(drop_generic(raw, generic_concepts(mentions_by_doc))), mentions_by_doc
 
 
 def llm_triples(cfg: KGConfig, docs, mentions, concepts, work: Path, vocab_key: str, progress: bool) -> list[Triple]:

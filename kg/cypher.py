@@ -123,13 +123,13 @@ NEO4J_SCHEMA = [
     "CREATE INDEX concept_name IF NOT EXISTS FOR (c:Concept) ON (c.name)",
     "CREATE INDEX concept_domain IF NOT EXISTS FOR (c:Concept) ON (c.domain)",
 ]
-FALKOR_INDEXES = [
-    "CREATE INDEX FOR (c:Concept) ON (c.id)",
-    "CREATE INDEX FOR (q:QA) ON (q.id)",
-    "CREATE INDEX FOR (m:Meta) ON (m.key)",
-    "CREATE INDEX FOR (c:Concept) ON (c.name)",
-    "CREATE INDEX FOR (c:Concept) ON (c.domain)",
-]
+FALKOR_INDEXES: dict[tuple[str, str], str] = {
+    ("Concept", "id"): "CREATE INDEX FOR (c:Concept) ON (c.id)",
+    ("QA", "id"): "CREATE INDEX FOR (q:QA) ON (q.id)",
+    ("Meta", "key"): "CREATE INDEX FOR (m:Meta) ON (m.key)",
+    ("Concept", "name"): "CREATE INDEX FOR (c:Concept) ON (c.name)",
+    ("Concept", "domain"): "CREATE INDEX FOR (c:Concept) ON (c.domain)",
+}
 # FalkorDB unique constraints go through its GRAPH.CONSTRAINT command (label, property)
 FALKOR_UNIQUE = [("Concept", "id"), ("QA", "id"), ("Meta", "key")]
 

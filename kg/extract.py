@@ -138,12 +138,8 @@ class ConceptExtractor:
                         break
         return out
 
-    def extract(self, docs: Iterable[Document], progress: bool = False, max_df: float = 0.08):
-        """(pattern triples, mentions per document id) for every document.
-
-        Concepts mentioned in more than `max_df` of the documents ("model", "data") are too generic to
-        carry a typed relation read from one sentence, so pattern triples touching them are dropped.
-        """
+    def extract(self, docs: Iterable[Document], progress: bool = False):
+        """(pattern triples, mentions per document id) for every document; see `drop_generic`."""
         docs = list(docs)
         triples: list[Triple] = []
         mentions_by_doc: dict[str, Counter] = {}
@@ -159,11 +155,22 @@ class ConceptExtractor:
                 counter.update(m.concept for m in ms)
                 triples.extend(self.sentence_triples(sent.text, ms, d.id))
             mentions_by_doc[d.id] = counter
-        df = Counter(c for counter in mentions_by_doc.values() for c in counter)
-        limit = max(3, max_df * len(docs))
-        generic = {c for c, n in df.items() if n > limit}
-        kept = [t for t in triples if t.head not in generic and t.tail not in generic]
-        return merge_triples(kept), mentions_by_doc
+        return merge_triples(triples), mentions_by_doc
+
+
+GENERIC_MAX_DF = 0.08
+
+
+def generic_concepts(mentions_by_doc: dict[str, Counter], max_df: float = GENERIC_MAX_DF) -> set[str]:
+    """Concepts mentioned in more than `max_df` of the documents ("model", "mean", "data"): too generic
+    to carry a typed relation read from one sentence."""
+    df = Counter(c for counter in mentions_by_doc.values() for c in counter)
+    limit = max(3, max_df * len(mentions_by_doc))
+    return {c for c, n in df.items() if n > limit}
+
+
+def drop_generic(triples: Iterable[Triple], generic: set[str]) -> list[Triple]:
+    return [t for t in triples if t.head not in generic and t.tail not in generic]
 
 
 def merge_triples(triples: Iterable[Triple]) -> list[Triple]:

@@ -138,10 +138,8 @@ class FalkorStore:
 
     def ensure_schema(self) -> None:
         existing = {(row.get("label"), row.get("property")) for row in self._indexes()}
-        for statement in cypher.FALKOR_INDEXES:
-            label = statement.split(":")[1].split(")")[0]
-            prop = statement.rsplit(".", 1)[1].rstrip(")")
-            if (label, prop) not in existing:
+        for key, statement in cypher.FALKOR_INDEXES.items():
+            if key not in existing:
                 self.graph.query(statement)
         for label, prop in cypher.FALKOR_UNIQUE:
             try:

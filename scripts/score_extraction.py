@@ -35,7 +35,7 @@ def wilson(k: int, n: int, z: float = 1.96) -> list[float]:
 def score_patterns() -> dict:
     from kg.builder import load_documents
     from kg.config import KGConfig
-    from kg.extract import ConceptExtractor, Document
+    from kg.extract import ConceptExtractor, Document, drop_generic, generic_concepts
     from kg.resolve import resolve_concepts
     from kg.vocabulary import load_vocabulary
 
@@ -45,14 +45,13 @@ def score_patterns() -> dict:
     extractor = ConceptExtractor(concepts)
     # the build's generic-concept rule (mentioned in over 8% of corpus documents) applies here too
     corpus = load_documents(KGConfig())
-    _, corpus_mentions = extractor.extract(corpus, max_df=1.0)
-    df = Counter(c for m in corpus_mentions.values() for c in m)
-    generic = {c for c, n in df.items() if n > max(3, 0.08 * len(corpus))}
+    _, corpus_mentions = extractor.extract(corpus)
+    generic = generic_concepts(corpus_mentions)
     gold = {(r["id"], t["head"], t["relation"], t["tail"]) for r in rows for t in r["triples"]}
     extracted = set()
     for r in rows:
-        triples, _ = extractor.extract([Document(r["id"], r["sentence"])], max_df=1.0)
-        extracted |= {(r["id"], *t.key) for t in triples if t.head not in generic and t.tail not in generic}
+        triples, _ = extractor.extract([Document(r["id"], r["sentence"])])
+        extracted |= {(r["id"], *t.key) for t in drop_generic(triples, generic)}
     hit = extracted & gold
     by_rel = Counter(k[2] for k in extracted)
     hit_rel = Counter(k[2] for k in hit)
