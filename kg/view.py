@@ -8,14 +8,28 @@ from pathlib import Path
 DOMAIN_COLOURS = {"cs": "#4C8EDA", "stats": "#F79767", "ai": "#57C7E3", None: "#A5ABB6"}
 
 
+def _positions(n: int, edges: list[tuple[int, int]], scale: float = 320.0) -> list[tuple[float, float]]:
+    import networkx as nx
+
+    g = nx.Graph()
+    g.add_nodes_from(range(n))
+    g.add_edges_from(edges)
+    if n == 0:
+        return []
+    layout = nx.spring_layout(g, seed=0, k=1.6 / max(n, 1) ** 0.5)
+    return [(float(layout[i][0]) * scale, float(layout[i][1]) * scale) for i in range(n)]
+
+
 def subgraph_html(sg, domains: dict[str, str], title: str | None = None) -> str:
     """A standalone HTML page of the subgraph; seeds drawn larger."""
     from neo4j_viz import Node, Relationship, VisualizationGraph
 
     seeds = set(sg.seeds)
+    pos = _positions(len(sg.nodes), [(e.head, e.tail) for e in sg.edges])
     nodes = [
         Node(
             id=i, caption=n.name, size=28 if n.id in seeds else 18, color=DOMAIN_COLOURS.get(domains.get(n.id)),
+            x=pos[i][0], y=pos[i][1],
             properties={"id": n.id, "domain": domains.get(n.id) or "", "score": n.score, "reason": n.reason, "text": n.text},
         )
         for i, n in enumerate(sg.nodes)
@@ -25,7 +39,9 @@ def subgraph_html(sg, domains: dict[str, str], title: str | None = None) -> str:
         for k, e in enumerate(sg.edges)
     ]
     graph = VisualizationGraph(nodes=nodes, relationships=rels)
-    body = graph.render(height="720px").data
+    # positions computed here (seeded spring layout) rather than by the page's force simulation: the same subgraph
+    # always looks the same, and the page draws at once instead of after a web-worker layout settles
+    body = graph.render(layout="free", height="720px").data
     heading = title or f"Concept subgraph for: {sg.question}"
     legend = " ".join(f'<span style="color:{c}">&#9679; {d}</span>' for d, c in DOMAIN_COLOURS.items() if d)
     from html import escape
