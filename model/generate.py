@@ -44,8 +44,10 @@ def classify_stop(new_ids: list[int], text_before_eos: str, eos_ids: set[int], s
 
 
 @torch.inference_mode()
-def generate_batch(model, tokenizer, prompt_ids: list[list[int]], settings: GenerationSettings, stops: list[str]) -> list[Generation]:
-    """Generate for prompts already tokenised; left padding, one call to model.generate."""
+def generate_batch(model, tokenizer, prompt_ids: list[list[int]], settings: GenerationSettings, stops: list[str], graphs: list | None = None) -> list[Generation]:
+    """Generate for prompts already tokenised; left padding, one call to model.generate.
+
+    graphs: one PyG Data (or None) per prompt, for a GraphLLM (model.graph_model)."""
     device = next(model.parameters()).device
     width = max(len(p) for p in prompt_ids)
     pad = tokenizer.pad_token_id
@@ -73,9 +75,12 @@ def generate_batch(model, tokenizer, prompt_ids: list[list[int]], settings: Gene
         kwargs.update(temperature=settings.temperature, top_p=settings.top_p)
     else:
         kwargs.update(temperature=None, top_p=None, top_k=None)
+    if graphs is not None:
+        kwargs["graphs"] = graphs
     out = model.generate(input_ids=input_ids.to(device), attention_mask=attention.to(device), **kwargs)
+    new = out if getattr(model, "returns_new_tokens_only", False) else out[:, width:]
     results = []
-    for row in out[:, width:].tolist():
+    for row in new.tolist():
         first_eos = next((k for k, t in enumerate(row) if t in eos_ids), None)
         used = row if first_eos is None else row[: first_eos + 1]
         raw = tokenizer.decode(used if first_eos is None else used[:-1], skip_special_tokens=True)
@@ -84,7 +89,8 @@ def generate_batch(model, tokenizer, prompt_ids: list[list[int]], settings: Gene
     return results
 
 
-def generate_answers(model, tokenizer, prompt_ids: list[list[int]], settings: GenerationSettings, stops: list[str], progress: bool = False):
+def generate_answers(model, tokenizer, prompt_ids: list[list[int]], settings: GenerationSettings, stops: list[str],
+                     progress: bool = False, graphs: list | None = None):
     """Generate for many prompts in length-sorted batches (less padding); results in input order."""
     if settings.do_sample:
         torch.manual_seed(settings.seed)
@@ -99,7 +105,8 @@ def generate_answers(model, tokenizer, prompt_ids: list[list[int]], settings: Ge
         starts = tqdm(starts, desc="generating", unit="batch")
     for start in starts:
         idx = order[start : start + settings.batch_size]
-        for i, gen in zip(idx, generate_batch(model, tokenizer, [prompt_ids[i] for i in idx], settings, stops)):
+        batch_graphs = None if graphs is None else [graphs[i] for i in idx]
+        for i, gen in zip(idx, generate_batch(model, tokenizer, [prompt_ids[i] for i in idx], settings, stops, batch_graphs)):
             results[i] = gen
     if was_training:
         model.train()

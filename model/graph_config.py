@@ -1,0 +1,113 @@
+"""GraphPromptConfig: which future-work mode a run trains, and the shape of its graph modules."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+# mode -> what it trains on top of the frozen (4-bit) base
+MODES = {
+    "lora": "the study's LoRA, plain prompt (the `finetuned` system)",
+    "graph": "LoRA + GNN + projector: soft graph tokens after BOS, and numbered textual evidence in the prompt",
+    "graph-text": "LoRA, numbered textual graph evidence in the prompt (no GNN)",
+    "adapter": "GNN + graph-conditioned gated cross-attention in the top decoder layers; base frozen, no LoRA",
+    "prompt-tuning": "peft prompt tuning: learned virtual tokens before the prompt; base frozen",
+}
+GNN_KINDS = ("gat", "transformer", "gcn")
+POOLINGS = ("attention", "mean")
+
+
+@dataclass
+class GraphPromptConfig:
+    mode: str = "lora"
+    """What the run trains: lora | graph | graph-text | adapter | prompt-tuning (see MODES)."""
+    text_evidence: bool | None = None
+    """Numbered triples and paths from the question's subgraph in the prompt. Default: on for graph and
+    graph-text, off for adapter (it reads the graph through its cross-attention) and the graph-free modes."""
+    soft_tokens: int = 4
+    """K soft graph tokens placed after BOS in graph mode (0: none, which makes graph mode text-only)."""
+    lora: bool = True
+    """Graph mode: train LoRA together with the graph modules (False: frozen base, GNN and projector only)."""
+    gnn: str = "gat"
+    """GNN over the subgraph: gat (GATConv with edge features), transformer (TransformerConv), gcn (GCNConv)."""
+    gnn_layers: int = 2
+    """Message-passing layers (G-Retriever uses 4 on a GPU; 2 cover a 2-hop subgraph)."""
+    gnn_hidden: int = 256
+    """Node state width."""
+    gnn_heads: int = 4
+    """Attention heads for gat and transformer."""
+    gnn_dropout: float = 0.0
+    pooling: str = "attention"
+    """How node states become the K soft tokens: attention (question-aware, as GNP; one learned query per
+    token, shifted by the question embedding) or mean (mean pool plus a learned offset per token)."""
+    projector_hidden: int = 1024
+    """Width of the MLP that maps pooled graph states to the LLM's embedding size."""
+    adapter_layers: int = 8
+    """Adapter mode: decoder layers (from the top) that get graph cross-attention."""
+    adapter_dim: int = 128
+    """Adapter mode: attention width of the graph cross-attention."""
+    adapter_heads: int = 4
+    prompt_tokens: int = 20
+    """Prompt-tuning mode: learned virtual tokens (initialised from the study's instruction)."""
+    module_lr: float = 1e-3
+    """Learning rate of the new modules (GNN, projector, adapter); LoRA keeps train.learning_rate."""
+    prompt_tuning_lr: float = 3e-2
+    """Learning rate of the prompt-tuning virtual tokens."""
+    link_loss_weight: float = 0.0
+    """Weight of GNP's link-prediction auxiliary loss on the GNN's node states (0: off)."""
+    evidence_triples: int = 8
+    """Triples in the textual evidence (the longest part of it)."""
+    evidence_definitions: int = 2
+    """Seed-concept definitions in the textual evidence."""
+    train_baseline: bool = True
+    """For a graph-family mode: also train the plain LoRA run (the `finetuned` system) on the same items, in
+    <run_dir>/systems/finetuned, so the closing evaluation compares plain, finetuned and this mode."""
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.mode not in MODES:
+            problems.append(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
+        if self.gnn not in GNN_KINDS:
+            problems.append(f"gnn must be one of {GNN_KINDS}, got {self.gnn!r}")
+        if self.pooling not in POOLINGS:
+            problems.append(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
+        if self.soft_tokens < 0 or self.gnn_layers < 1 or self.gnn_hidden < 1 or self.adapter_layers < 1 or self.prompt_tokens < 1:
+            problems.append("soft_tokens must be >= 0; gnn_layers, gnn_hidden, adapter_layers and prompt_tokens >= 1")
+        if self.gnn in ("gat", "transformer") and self.gnn_hidden % self.gnn_heads:
+            problems.append(f"gnn_hidden ({self.gnn_hidden}) must be a multiple of gnn_heads ({self.gnn_heads})")
+        if self.adapter_dim % self.adapter_heads:
+            problems.append(f"adapter_dim ({self.adapter_dim}) must be a multiple of adapter_heads ({self.adapter_heads})")
+        if self.mode == "graph" and self.soft_tokens == 0 and self.text_evidence is False:
+            problems.append("graph mode with soft_tokens 0 and text_evidence off would use no graph at all")
+        if self.mode == "graph" and not self.lora and self.soft_tokens == 0:
+            problems.append("graph mode without LoRA needs soft tokens (nothing else would train)")
+        if self.link_loss_weight < 0:
+            problems.append("link_loss_weight must be >= 0")
+        if self.link_loss_weight > 0 and not self.uses_gnn:
+            problems.append(f"link_loss_weight needs a GNN; mode {self.mode!r} has none")
+        if problems:
+            raise ValueError("Invalid GraphPromptConfig:\n  - " + "\n  - ".join(problems))
+
+    @property
+    def uses_gnn(self) -> bool:
+        return self.mode == "adapter" or (self.mode == "graph" and self.soft_tokens > 0)
+
+    @property
+    def uses_text(self) -> bool:
+        if self.text_evidence is not None:
+            return self.text_evidence and self.mode in ("graph", "graph-text", "adapter")
+        return self.mode in ("graph", "graph-text")
+
+    @property
+    def uses_graph(self) -> bool:
+        return self.uses_gnn or self.uses_text
+
+    @property
+    def uses_lora(self) -> bool:
+        return self.mode in ("lora", "graph-text") or (self.mode == "graph" and self.lora)
+
+    @property
+    def system(self) -> str:
+        """The evaluation system this mode's run provides."""
+        return "finetuned" if self.mode == "lora" else self.mode
+
+    def to_dict(self) -> dict:
+        return asdict(self)
