@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-SYSTEMS = ("plain", "finetuned")
+SYSTEMS = ("plain", "finetuned", "graph", "graph-text", "adapter", "prompt-tuning")
 
 
 @dataclass
@@ -11,7 +11,13 @@ class EvalConfig:
     run_dir: str | None = None
     """Run directory of a training run (its saved config and adapter); needed for every system but plain."""
     systems: list[str] = field(default_factory=lambda: ["plain", "finetuned"])
-    """Systems to compare: plain (base model, the study's prompt) and finetuned (base + the run's adapter)."""
+    """Systems to compare: plain (base model, the study's prompt), finetuned (base + LoRA), graph (soft graph
+    tokens + evidence), graph-text (evidence + LoRA), adapter (graph-conditioned adapter), prompt-tuning. Each
+    non-plain system is loaded from the run directory whose mode trains it: run_dir, one of `runs`, or
+    run_dir/systems/<system> (where a graph run keeps its LoRA baseline). The first system is the baseline
+    of the paired comparisons."""
+    runs: list[str] = field(default_factory=list)
+    """More run directories to take systems from (an ablation compares several runs in one table)."""
     eval_file: str | None = None
     """Eval items (JSONL); default: the run's eval split, else artifacts/data/eval.jsonl."""
     sample: int | None = None

@@ -57,15 +57,9 @@ def sample_items(items: list[QAItem], n: int | None, seed: int) -> list[QAItem]:
     return carve_stratified(items, n, seed)[1]
 
 
-def _model_config(run_cfg: dict | None):
-    from model.config import ModelConfig
-
-    return ModelConfig(**run_cfg["model"]) if run_cfg else ModelConfig()
-
-
 def evaluate(cfg: EvalConfig, progress: bool = True) -> EvalResult:
-    from model.generate import GenerationSettings, generate_answers
-    from prompting.templates import build_prompt, encode_prompt, stop_strings
+    from model.generate import GenerationSettings
+    from prompting.templates import stop_strings
 
     from evaluation.metrics import configure
 
@@ -80,7 +74,9 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> EvalResult:
     settings = GenerationSettings(max_new_tokens=cfg.max_new_tokens, batch_size=cfg.batch_size, repetition_penalty=cfg.repetition_penalty)
     stops = stop_strings(style)
 
-    model = tok = None
+    from evaluation.systems import SystemRunner, find_system_runs
+
+    system_runs = find_system_runs(cfg.run_dir, cfg.runs, cfg.systems) if any(s != "plain" for s in cfg.systems) else {}
     all_rows: dict[str, list[dict]] = {}
     for system in cfg.systems:
         cache_path = out_dir / "predictions" / f"{system}.jsonl"
@@ -88,15 +84,9 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> EvalResult:
         todo = [it for it in items if it.id not in cached]
         log.info("%s: %d cached, %d to generate", system, len(items) - len(todo), len(todo))
         if todo:
-            if model is None:
-                from model.load import load_model
-
-                model, tok = load_model(_model_config(run_cfg))
-            if system == "finetuned":
-                from model.load import load_adapter
-
-                model = load_adapter(model, Path(cfg.run_dir) / "adapter")
-            prompts = [encode_prompt(build_prompt(it.question, tok, style), tok) for it in todo]
+            src = system_runs.get(system, Path(cfg.run_dir) if cfg.run_dir else None)
+            src_cfg = read_run_config(src) if src else run_cfg
+            runner = SystemRunner(system, src, src_cfg, style, settings, stops).load()
             batches = range(0, len(todo), settings.batch_size)
             if progress:
                 from tqdm.auto import tqdm
@@ -104,17 +94,17 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> EvalResult:
                 batches = tqdm(batches, desc=f"answers ({system})", unit="batch")
             for start in batches:
                 chunk = todo[start : start + settings.batch_size]
-                gens = generate_answers(model, tok, prompts[start : start + settings.batch_size], settings, stops)
                 rows = [
                     {
                         "id": it.id, "system": system, "domain": it.domain, "question": it.question,
                         "reference": it.answer, "prediction": g.text, "raw_prediction": g.raw_text,
-                        "stop_reason": g.stop_reason, "new_tokens": g.new_tokens,
+                        "stop_reason": g.stop_reason, "new_tokens": g.new_tokens, **extra,
                     }
-                    for it, g in zip(chunk, gens)
+                    for it, (g, extra) in zip(chunk, runner.answer(chunk))
                 ]
                 append_rows(cache_path, rows)
                 cached.update({r["id"]: r for r in rows})
+            runner.close()
         rewrite_clean(cache_path, list(cached.values()))  # drops any half-written line a kill left behind
         all_rows[system] = [cached[it.id] for it in items]
 
@@ -128,7 +118,10 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> EvalResult:
         by_domain[s] = {d: compute_metrics(g, ["rouge", "bleu", "meteor"]) for d, g in sorted(groups.items())}
     from data.provenance import run_info
 
+    fallback = {s: sum(bool(r.get("graph_fallback")) for r in rows) for s, rows in all_rows.items() if any("graph_fallback" in r for r in rows)}
     table = markdown_table(metrics, len(items)) + comparison_table(comparisons)
+    for s, n in fallback.items():
+        table += f"\n{s}: {n} of {len(items)} questions had no subgraph in the concept graph and were answered from the plain prompt.\n"
     out_dir.mkdir(parents=True, exist_ok=True)
     with open(out_dir / "predictions.jsonl", "w", encoding="utf-8") as fh:
         for s in all_rows:
@@ -144,10 +137,14 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> EvalResult:
         "metrics": metrics,
         "comparisons": comparisons,
         "by_domain": by_domain,
+        "graph_fallback": fallback,
         "run": run_info(),
     }
     (out_dir / "metrics.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
     (out_dir / "report.md").write_text("# Evaluation\n\n" + table)
+    from evaluation.html_report import write_html_report
+
+    write_html_report(out_dir)
     return EvalResult(out_dir, metrics, table, len(items))
 
 
@@ -204,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(result.table)
-    print(f"predictions, metrics.json and report.md written to {result.out_dir}")
+    print(f"predictions, metrics.json, report.md and report.html written to {result.out_dir}")
     return 0
 
 

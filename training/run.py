@@ -1,7 +1,10 @@
-"""`python -m training.run`: prepare data, fine-tune with QLoRA, pick a checkpoint, evaluate.
+"""`python -m training.run`: prepare data, fine-tune with QLoRA (or a graph mode), pick a checkpoint, evaluate.
 
-Configuration: a YAML preset (--preset cpu | study_llama2_7b | PATH) overridden by flags named
---<section>.<field> (sections data, model, train, eval); `--help` lists every field.
+Modes: the study's LoRA (default); --graph-prompt (soft graph tokens + textual evidence, with LoRA);
+--graph-text-only; --adapter (graph-conditioned adapter, base frozen); --prompt-tuning. A graph-family
+run also trains the plain LoRA baseline on the same items, so the closing table shows plain vs
+fine-tuned vs the mode. Configuration: a YAML preset (--preset cpu | study_llama2_7b | PATH) overridden
+by flags named --<section>.<field> (sections data, model, graph, kg, store, train, eval).
 """
 from __future__ import annotations
 
@@ -25,27 +28,42 @@ def resolve_preset(name: str) -> Path:
 
 def build_parser() -> argparse.ArgumentParser:
     from data.cli import add_dataclass_args
-    from data.config import DataConfig
-    from evaluation.config import EvalConfig
-    from model.config import ModelConfig
-    from training.config import TrainConfig
 
     p = argparse.ArgumentParser(prog="python -m training.run", description=__doc__.splitlines()[0])
     p.add_argument("--preset", default="cpu", help="preset name in training/presets or a YAML path (default: cpu)")
     p.add_argument("--resume", action="store_true", help="continue --train.run_dir (or --run_dir) from its last checkpoint")
     p.add_argument("--run_dir", help="shorthand for --train.run_dir")
     p.add_argument("--no_eval", action="store_true", help="train only; skip the closing evaluation")
-    for prefix, cls in (("data", DataConfig), ("model", ModelConfig), ("train", TrainConfig), ("eval", EvalConfig)):
+    modes = p.add_mutually_exclusive_group()
+    modes.add_argument("--graph-prompt", dest="mode", action="store_const", const="graph",
+                       help="graph prompting: GNN soft tokens after BOS + numbered evidence, with LoRA (--graph.mode graph)")
+    modes.add_argument("--graph-text-only", dest="mode", action="store_const", const="graph-text",
+                       help="numbered graph evidence in the prompt, LoRA, no GNN (--graph.mode graph-text)")
+    modes.add_argument("--adapter", dest="mode", action="store_const", const="adapter",
+                       help="graph-conditioned zero-gated adapter in the top layers, base frozen (--graph.mode adapter)")
+    modes.add_argument("--prompt-tuning", dest="mode", action="store_const", const="prompt-tuning",
+                       help="peft prompt tuning, base frozen (--graph.mode prompt-tuning)")
+    for prefix, cls in SECTIONS():
         add_dataclass_args(p, cls, prefix)
     return p
 
 
-def build_configs(args: argparse.Namespace):
-    """(data, model, train, eval-section dict) from the preset (or a resumed run's config) and flags."""
-    from data.cli import dataclass_from_args, load_preset
+def SECTIONS():
     from data.config import DataConfig
+    from evaluation.config import EvalConfig
+    from kg.config import KGConfig
+    from kg.store import StoreConfig
     from model.config import ModelConfig
+    from model.graph_config import GraphPromptConfig
     from training.config import TrainConfig
+
+    return (("data", DataConfig), ("model", ModelConfig), ("graph", GraphPromptConfig), ("kg", KGConfig),
+            ("store", StoreConfig), ("train", TrainConfig), ("eval", EvalConfig))
+
+
+def build_configs(args: argparse.Namespace):
+    """{section: config} (eval as a dict) from the preset (or a resumed run's config) and flags."""
+    from data.cli import dataclass_from_args, load_preset
 
     run_dir = args.run_dir or getattr(args, "train.run_dir", None)
     if args.resume:
@@ -60,12 +78,16 @@ def build_configs(args: argparse.Namespace):
     base.setdefault("train", {})
     if run_dir:
         base["train"]["run_dir"] = run_dir
-    data_cfg = dataclass_from_args(DataConfig, args, "data", base.get("data"))
-    model_cfg = dataclass_from_args(ModelConfig, args, "model", base.get("model"))
-    train_cfg = dataclass_from_args(TrainConfig, args, "train", base.get("train"))
+    if getattr(args, "mode", None):
+        base.setdefault("graph", {})["mode"] = args.mode
+    mode = (base.get("graph") or {}).get("mode", "lora")
+    for section, values in ((base.pop("mode_overrides", None) or {}).get(mode) or {}).items():
+        base.setdefault(section, {}).update(values)  # a preset's settings for one mode (keeps a CPU run short)
+    cfgs = {name: dataclass_from_args(cls, args, name, base.get(name)) for name, cls in SECTIONS() if name != "eval"}
     eval_section = dict(base.get("eval") or {})
-    eval_section.update({k.split(".", 1)[1]: v for k, v in vars(args).items() if k.startswith("eval.")})
-    return data_cfg, model_cfg, train_cfg, eval_section
+    eval_section.update({k.split(".", 1)[1]: v for k, v in vars(args).items() if k.startswith("eval.") and v is not None})
+    cfgs["eval"] = eval_section
+    return cfgs
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -96,16 +118,18 @@ def run(args: argparse.Namespace) -> int:
     from data.split import carve_stratified
     from evaluation.config import EvalConfig
     from evaluation.run import evaluate
-    from model.load import attach_lora, load_model, trainable_report
     from model.resolve import resolve_model
-    from training.sft import train_sft
 
-    data_cfg, model_cfg, train_cfg, eval_section = build_configs(args)
+    cfgs = build_configs(args)
+    model_cfg, train_cfg, gcfg = cfgs["model"], cfgs["train"], cfgs["graph"]
     run_dir = Path(train_cfg.run_dir or f"runs/{time.strftime('%Y%m%d-%H%M%S')}")
     train_cfg.run_dir = str(run_dir)
-    eval_cfg = EvalConfig(**{**eval_section, "run_dir": str(run_dir)})
+    systems = list(dict.fromkeys(["plain", "finetuned", gcfg.system]))
+    eval_section = {"systems": systems, **cfgs["eval"], "run_dir": str(run_dir)}
+    eval_cfg = EvalConfig(**eval_section)
     run_dir.mkdir(parents=True, exist_ok=True)
-    config = {"data": asdict(data_cfg), "model": asdict(model_cfg), "train": asdict(train_cfg), "eval": asdict(eval_cfg)}
+    config = {name: asdict(c) for name, c in cfgs.items() if name != "eval"} | {"eval": asdict(eval_cfg)}
+    config["store"]["password"] = None  # never written to disk; taken from the flag or $NEO4J_PASSWORD again
     config_path = run_dir / "config.json"
     if not train_cfg.resume or not config_path.exists():
         config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
@@ -113,27 +137,35 @@ def run(args: argparse.Namespace) -> int:
 
     if train_cfg.num_threads:
         torch.set_num_threads(train_cfg.num_threads)
-    torch.manual_seed(train_cfg.seed)
 
     t0 = time.time()
     resolve_model(model_cfg.name, model_cfg.cache_dir)  # fail fast on a model that is not here
-    prepared = prepare(data_cfg)
+    prepared = prepare(cfgs["data"])
     train_items = prepared.splits.train
     if train_cfg.train_limit and train_cfg.train_limit < len(train_items):
         train_items = carve_stratified(train_items, train_cfg.train_limit, train_cfg.seed)[1]
     print(f"data: {len(train_items)} training items, {len(prepared.splits.dev)} dev, {len(prepared.splits.eval)} eval ({prepared.out_dir})")
+    print(f"mode: {gcfg.mode} ({MODE_HELP[gcfg.mode]})")
 
-    model, tok = load_model(model_cfg)
-    model = attach_lora(model, model_cfg)
-    print(trainable_report(model))
-    summary = train_sft(model, tok, train_items, prepared.splits.dev, train_cfg, run_dir)
-    (run_dir / "train_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    print(
-        f"trained {summary['global_step']} steps in {summary['train_seconds']:.0f}s "
-        f"({summary['tokens_seen'] / max(summary['train_seconds'], 1e-9):.0f} tokens/s); chosen {summary['chosen_checkpoint']}"
-    )
-    del model
+    if gcfg.mode != "lora" and gcfg.train_baseline:
+        base_dir = run_dir / "systems" / "finetuned"
+        if (base_dir / "adapter" / "adapter_model.safetensors").exists():
+            print(f"baseline LoRA run already trained: {base_dir}")
+        else:
+            print(f"training the plain LoRA baseline (the finetuned system) in {base_dir}")
+            from dataclasses import replace
 
+            from model.graph_config import GraphPromptConfig
+
+            base_train = replace(train_cfg, run_dir=str(base_dir), resume=train_cfg.resume and base_dir.exists())
+            base_cfgs = dict(cfgs) | {"train": base_train, "graph": GraphPromptConfig(mode="lora")}
+            base_dir.mkdir(parents=True, exist_ok=True)
+            (base_dir / "config.json").write_text(json.dumps(
+                {n: asdict(c) for n, c in base_cfgs.items() if n != "eval"} | {"eval": asdict(eval_cfg)} | {"store": config["store"]},
+                indent=2, sort_keys=True) + "\n")
+            train_one(base_cfgs, train_items, prepared.splits.dev, base_dir)
+
+    train_one(cfgs, train_items, prepared.splits.dev, run_dir)
     if args.no_eval:
         print(f"run directory: {run_dir}")
         return 0
@@ -141,8 +173,52 @@ def run(args: argparse.Namespace) -> int:
     print()
     print(result.table)
     print(f"run directory: {run_dir} (adapter/, checkpoints/, logs/, config.json)")
-    print(f"evaluation: {result.out_dir} (predictions.jsonl, metrics.json, report.md); total {time.time() - t0:.0f}s")
+    print(f"evaluation: {result.out_dir} (predictions.jsonl, metrics.json, report.md, report.html); total {time.time() - t0:.0f}s")
     return 0
+
+
+MODE_HELP = {
+    "lora": "the study's QLoRA", "graph": "soft graph tokens + textual evidence", "graph-text": "textual graph evidence + LoRA",
+    "adapter": "graph-conditioned adapter, base frozen", "prompt-tuning": "prompt tuning, base frozen",
+}
+
+
+def train_one(cfgs: dict, train_items, dev_items, run_dir: Path) -> dict:
+    """Load the base model, make it what the mode trains, gather graph inputs, train, and save."""
+    import torch
+
+    from model.graph_adapter import llama2_7b_report
+    from model.load import load_model, trainable_report
+    from training.modes import build_for_mode, graph_inputs
+    from training.sft import GraphInputs, train_sft
+
+    model_cfg, train_cfg, gcfg = cfgs["model"], cfgs["train"], cfgs["graph"]
+    torch.manual_seed(train_cfg.seed)
+    graph, ctx = None, None
+    if gcfg.uses_graph:
+        from prompting.graph_prompt import GraphContext
+
+        ctx = GraphContext(cfgs["kg"], cfgs["store"]).open()
+        print(f"concept graph: {len(ctx.index.ids)} concepts, {len(ctx.index.edge_src)} triples")
+    model, tok = load_model(model_cfg)
+    model, lr_groups, files = build_for_mode(model, tok, model_cfg, gcfg, ctx.node_dim if ctx else 384)
+    print(trainable_report(model))
+    if gcfg.mode in ("graph", "adapter"):
+        print(llama2_7b_report(gcfg))
+    if ctx is not None:
+        graph, info = graph_inputs(ctx, list(train_items) + list(dev_items[: train_cfg.dev_limit]), gcfg, files, lr_groups)
+        print(f"graph inputs: {info['items']} questions, {info['fallback_plain_prompt']} without a subgraph (plain prompt), "
+              f"{info['mean_nodes']} nodes and {info['mean_evidence_lines']} evidence lines on average")
+    elif lr_groups:
+        graph = GraphInputs(files=files, lr_groups=lr_groups)
+    summary = train_sft(model, tok, train_items, dev_items, train_cfg, run_dir, graph=graph)
+    (run_dir / "train_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print(
+        f"trained {summary['global_step']} steps in {summary['train_seconds']:.0f}s "
+        f"({summary['tokens_seen'] / max(summary['train_seconds'], 1e-9):.0f} tokens/s); chosen {summary['chosen_checkpoint']}"
+    )
+    del model
+    return summary
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ import logging
 import os
 import shutil
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -20,13 +21,30 @@ log = logging.getLogger(__name__)
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
 
 
-def tokenize_items(items: list[QAItem], tokenizer, style: str, max_length: int):
+@dataclass
+class GraphInputs:
+    """What a graph-family run adds to plain SFT: per-item textual evidence and PyG graphs, the files a
+    checkpoint must hold, and the learning rates of parameter groups that are not LoRA's."""
+
+    contexts: dict[str, str | None] = field(default_factory=dict)  # item id -> evidence text (None: plain prompt)
+    graphs: dict[str, object] = field(default_factory=dict)  # item id -> PyG Data or None (GraphLLM only)
+    node_dim: int = 384
+    files: tuple[str, ...] = ADAPTER_FILES
+    lr_groups: list[tuple[list, float]] = field(default_factory=list)  # (parameters, learning rate)
+
+    @property
+    def uses_graphs(self) -> bool:
+        return bool(self.graphs)
+
+
+def tokenize_items(items: list[QAItem], tokenizer, style: str, max_length: int, contexts: dict | None = None):
     """A `datasets.Dataset` of input_ids, labels (answer + EOS only) and length, in item order."""
     from datasets import Dataset
 
+    contexts = contexts or {}
     rows = {"id": [], "input_ids": [], "labels": [], "length": []}
     for it in items:
-        ex = encode_example(it.question, it.answer, tokenizer, style, max_length)
+        ex = encode_example(it.question, it.answer, tokenizer, style, max_length, contexts.get(it.id))
         if ex is None:
             log.warning("item %s: the prompt alone exceeds max_length=%d; skipped", it.id, max_length)
             continue
@@ -39,10 +57,13 @@ def tokenize_items(items: list[QAItem], tokenizer, style: str, max_length: int):
 
 
 class PadCollator:
-    """Right-pads a batch to its longest example; padding is masked from attention and loss."""
+    """Right-pads a batch to its longest example; padding is masked from attention and loss. With
+    `graphs` (item id -> PyG Data or None), the batch also carries the items' graphs as tensors."""
 
-    def __init__(self, pad_id: int):
+    def __init__(self, pad_id: int, graphs: dict | None = None, node_dim: int = 384):
         self.pad_id = pad_id
+        self.graphs = graphs
+        self.node_dim = node_dim
 
     def __call__(self, features: list[dict]) -> dict[str, torch.Tensor]:
         width = max(len(f["input_ids"]) for f in features)
@@ -55,10 +76,15 @@ class PadCollator:
             input_ids[i, :k] = torch.tensor(f["input_ids"])
             labels[i, :k] = torch.tensor(f["labels"])
             attention[i, :k] = 1
-        return {"input_ids": input_ids, "labels": labels, "attention_mask": attention}
+        batch = {"input_ids": input_ids, "labels": labels, "attention_mask": attention}
+        if self.graphs:
+            from model.graph_model import collate_graphs
+
+            batch.update(collate_graphs([self.graphs.get(f["id"]) for f in features], self.node_dim))
+        return batch
 
 
-def complete_checkpoints(ckpt_dir: Path) -> list[Path]:
+def complete_checkpoints(ckpt_dir: Path, files: tuple[str, ...] = ADAPTER_FILES) -> list[Path]:
     """Checkpoints whose trainer_state.json (written last by Trainer) exists and parses, oldest first."""
     good = []
     for path in sorted(ckpt_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1])):
@@ -67,12 +93,12 @@ def complete_checkpoints(ckpt_dir: Path) -> list[Path]:
         except (OSError, json.JSONDecodeError):
             log.warning("%s is incomplete (killed while saving?); ignored", path)
             continue
-        if all((path / f).exists() for f in ADAPTER_FILES):
+        if all((path / f).exists() for f in files):
             good.append(path)
     return good
 
 
-def _callbacks(cfg: TrainConfig, run_dir: Path, dev_items: list[QAItem], tokenizer, dev_dataset):
+def _callbacks(cfg: TrainConfig, run_dir: Path, dev_items: list[QAItem], tokenizer, dev_dataset, graph: GraphInputs | None):
     from transformers import TrainerCallback
 
     class CsvLog(TrainerCallback):
@@ -114,7 +140,10 @@ def _callbacks(cfg: TrainConfig, run_dir: Path, dev_items: list[QAItem], tokeniz
         def on_save(self, args, state, control, model=None, **kw):
             if cfg.select_on == "last" or not dev_items:
                 return
-            score = dev_rouge_l(model, tokenizer, dev_items, cfg) if cfg.select_on == "dev_rougeL" else -dev_loss(model, dev_dataset, tokenizer)
+            if cfg.select_on == "dev_rougeL":
+                score = dev_rouge_l(model, tokenizer, dev_items, cfg, graph)
+            else:
+                score = -dev_loss(model, dev_dataset, tokenizer, graph)
             scores = json.loads(self.path.read_text()) if self.path.exists() else {}
             scores[str(state.global_step)] = score
             self.path.write_text(json.dumps(scores, indent=2, sort_keys=True))
@@ -124,8 +153,8 @@ def _callbacks(cfg: TrainConfig, run_dir: Path, dev_items: list[QAItem], tokeniz
 
 
 @torch.no_grad()
-def dev_loss(model, dev_dataset, tokenizer, batch_size: int = 8) -> float:
-    collate = PadCollator(tokenizer.pad_token_id)
+def dev_loss(model, dev_dataset, tokenizer, graph: GraphInputs | None = None, batch_size: int = 8) -> float:
+    collate = PadCollator(tokenizer.pad_token_id, graph.graphs if graph else None, graph.node_dim if graph else 384)
     was_training = model.training
     model.eval()
     total, count = 0.0, 0
@@ -140,26 +169,63 @@ def dev_loss(model, dev_dataset, tokenizer, batch_size: int = 8) -> float:
     return total / max(count, 1)
 
 
-def dev_rouge_l(model, tokenizer, dev_items: list[QAItem], cfg: TrainConfig) -> float:
+def dev_rouge_l(model, tokenizer, dev_items: list[QAItem], cfg: TrainConfig, graph: GraphInputs | None = None) -> float:
     from evaluation.metrics import rouge
     from model.generate import GenerationSettings, generate_answers
     from prompting.templates import build_prompt, encode_prompt, stop_strings
 
-    prompts = [encode_prompt(build_prompt(it.question, tokenizer, cfg.prompt_style), tokenizer) for it in dev_items]
+    ctx = graph.contexts if graph else {}
+    prompts = [encode_prompt(build_prompt(it.question, tokenizer, cfg.prompt_style, ctx.get(it.id)), tokenizer) for it in dev_items]
     settings = GenerationSettings(max_new_tokens=cfg.dev_max_new_tokens, batch_size=cfg.micro_batch_size)
-    gens = generate_answers(model, tokenizer, prompts, settings, stop_strings(cfg.prompt_style))
+    graphs = [graph.graphs.get(it.id) for it in dev_items] if graph and graph.uses_graphs else None
+    gens = generate_answers(model, tokenizer, prompts, settings, stop_strings(cfg.prompt_style), graphs=graphs)
     return rouge([{"reference": it.answer, "prediction": g.text} for it, g in zip(dev_items, gens)])["rougeL"]
 
 
-def train_sft(model, tokenizer, train_items: list[QAItem], dev_items: list[QAItem], cfg: TrainConfig, run_dir: Path, extra_callbacks=()) -> dict:
-    """Train the (LoRA-wrapped) model; return a summary. The chosen adapter is copied to run_dir/adapter.
+def _trainer_class(graph_model: bool):
+    from transformers import Trainer
+
+    if not graph_model:
+        return Trainer
+
+    class GraphTrainer(Trainer):
+        """Saves and restores only what a GraphLLM trains (PEFT adapter + graph modules), never the 4-bit base."""
+
+        def _save(self, output_dir=None, state_dict=None):
+            self.model.save_trainable(output_dir or self.args.output_dir)
+
+        def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
+            (model or self.model).load_trainable(resume_from_checkpoint)
+
+    return GraphTrainer
+
+
+def _optimizer(model, cfg: TrainConfig, graph: GraphInputs | None):
+    """AdamW with LIMA's settings; new modules (GNN, projector, adapter, virtual tokens) at their own rate."""
+    if not graph or not graph.lr_groups:
+        return None
+    special = {id(p) for params, _ in graph.lr_groups for p in params}
+    rest = [p for p in model.parameters() if p.requires_grad and id(p) not in special]
+    groups = ([{"params": rest, "lr": cfg.learning_rate}] if rest else []) + [
+        {"params": [p for p in params if p.requires_grad], "lr": lr} for params, lr in graph.lr_groups
+    ]
+    return torch.optim.AdamW(groups, lr=cfg.learning_rate, betas=(cfg.adam_beta1, cfg.adam_beta2), weight_decay=cfg.weight_decay)
+
+
+def train_sft(model, tokenizer, train_items: list[QAItem], dev_items: list[QAItem], cfg: TrainConfig, run_dir: Path, extra_callbacks=(),
+              graph: GraphInputs | None = None) -> dict:
+    """Train the (LoRA-wrapped, prompt-tuned or graph) model; return a summary. The chosen checkpoint's
+    trainable weights are copied to run_dir/adapter.
 
     extra_callbacks: more `TrainerCallback`s (benchmarks time steps with one, tests inject faults).
+    graph: evidence, graphs and learning-rate groups of a graph-family run (None: plain SFT).
     """
-    from transformers import Trainer, TrainingArguments
+    from transformers import TrainingArguments
 
-    train_ds = tokenize_items(train_items, tokenizer, cfg.prompt_style, cfg.max_length)
-    dev_ds = tokenize_items(dev_items, tokenizer, cfg.prompt_style, cfg.max_length)
+    contexts = graph.contexts if graph else None
+    files = graph.files if graph else ADAPTER_FILES
+    train_ds = tokenize_items(train_items, tokenizer, cfg.prompt_style, cfg.max_length, contexts)
+    dev_ds = tokenize_items(dev_items, tokenizer, cfg.prompt_style, cfg.max_length, contexts)
     ckpt_dir = run_dir / "checkpoints"
     use_cuda = torch.cuda.is_available() and next(model.parameters()).is_cuda
     report_to = ["tensorboard"] if _has("tensorboard") else []
@@ -196,16 +262,20 @@ def train_sft(model, tokenizer, train_items: list[QAItem], dev_items: list[QAIte
         data_seed=cfg.seed,
         disable_tqdm=False,
     )
-    trainer = Trainer(
+    uses_graphs = bool(graph and graph.uses_graphs)
+    keep_id = uses_graphs  # the collator looks graphs up by item id
+    trainer = _trainer_class(uses_graphs)(
         model=model,
         args=args,
-        train_dataset=train_ds.remove_columns(["id"]),
-        data_collator=PadCollator(tokenizer.pad_token_id),
-        callbacks=_callbacks(cfg, run_dir, dev_items[: cfg.dev_limit], tokenizer, dev_ds.remove_columns(["id"])) + list(extra_callbacks),
+        train_dataset=train_ds if keep_id else train_ds.remove_columns(["id"]),
+        data_collator=PadCollator(tokenizer.pad_token_id, graph.graphs if uses_graphs else None, graph.node_dim if graph else 384),
+        callbacks=_callbacks(cfg, run_dir, dev_items[: cfg.dev_limit], tokenizer, dev_ds if keep_id else dev_ds.remove_columns(["id"]), graph)
+        + list(extra_callbacks),
+        optimizers=(_optimizer(model, cfg, graph), None),
     )
     resume_from = None
     if cfg.resume:
-        done = complete_checkpoints(ckpt_dir)
+        done = complete_checkpoints(ckpt_dir, files)
         if done:
             resume_from = str(done[-1])
             log.info("resuming from %s", resume_from)
@@ -214,7 +284,7 @@ def train_sft(model, tokenizer, train_items: list[QAItem], dev_items: list[QAIte
     t0 = time.time()
     result = trainer.train(resume_from_checkpoint=resume_from)
     elapsed = time.time() - t0
-    chosen = select_checkpoint(run_dir, cfg)
+    chosen = select_checkpoint(run_dir, cfg, files)
     return {
         "global_step": trainer.state.global_step,
         "train_loss": result.training_loss,
@@ -225,9 +295,9 @@ def train_sft(model, tokenizer, train_items: list[QAItem], dev_items: list[QAIte
     }
 
 
-def select_checkpoint(run_dir: Path, cfg: TrainConfig) -> Path:
-    """Copy the chosen checkpoint's adapter to run_dir/adapter and return the checkpoint path."""
-    ckpts = complete_checkpoints(run_dir / "checkpoints")
+def select_checkpoint(run_dir: Path, cfg: TrainConfig, files: tuple[str, ...] = ADAPTER_FILES) -> Path:
+    """Copy the chosen checkpoint's trainable weights to run_dir/adapter and return the checkpoint path."""
+    ckpts = complete_checkpoints(run_dir / "checkpoints", files)
     if not ckpts:
         raise RuntimeError(f"training finished without a complete checkpoint in {run_dir / 'checkpoints'}")
     chosen = ckpts[-1]
@@ -242,7 +312,7 @@ def select_checkpoint(run_dir: Path, cfg: TrainConfig) -> Path:
     tmp = run_dir / "adapter.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
-    for f in ADAPTER_FILES:
+    for f in files:
         shutil.copy2(chosen / f, tmp / f)
     (tmp / "studyllama_checkpoint.txt").write_text(chosen.name + "\n")
     shutil.rmtree(out, ignore_errors=True)

@@ -43,12 +43,16 @@ def test_unknown_preset_key_is_rejected():
         parse(TrainConfig, [], "train", {"epoch": 3})
 
 
+@pytest.mark.parametrize("mode", [None, "--graph-prompt", "--graph-text-only", "--adapter", "--prompt-tuning"])
 @pytest.mark.parametrize("name", ["cpu", "study_llama2_7b"])
-def test_shipped_presets_load(name):
+def test_shipped_presets_load(name, mode):
     from training.run import build_configs, build_parser
 
-    args = build_parser().parse_args(["--preset", name])
-    data_cfg, model_cfg, train_cfg, eval_section = build_configs(args)
+    args = build_parser().parse_args(["--preset", name] + ([mode] if mode else []))
+    cfgs = build_configs(args)
+    model_cfg, train_cfg, eval_section = cfgs["model"], cfgs["train"], cfgs["eval"]
+    assert cfgs["graph"].mode == {None: "lora", "--graph-prompt": "graph", "--graph-text-only": "graph-text",
+                                  "--adapter": "adapter", "--prompt-tuning": "prompt-tuning"}[mode]
     assert model_cfg.lora_r == 32 and model_cfg.lora_alpha == 64 and model_cfg.lora_dropout == 0.05
     assert "lm_head" in model_cfg.lora_targets and train_cfg.adam_beta2 == 0.95
     EvalConfig(**eval_section, run_dir="x")
@@ -58,7 +62,8 @@ def test_shipped_presets_load(name):
 def test_study_preset_is_limas_recipe():
     from training.run import build_configs, build_parser
 
-    _, model_cfg, t, _ = build_configs(build_parser().parse_args(["--preset", "study_llama2_7b"]))
+    cfgs = build_configs(build_parser().parse_args(["--preset", "study_llama2_7b"]))
+    model_cfg, t = cfgs["model"], cfgs["train"]
     assert (t.epochs, t.learning_rate, t.lr_end, t.weight_decay, t.max_length) == (15, 1e-5, 1e-6, 0.1, 2048)
     assert model_cfg.name == "meta-llama/Llama-2-7b-chat-hf" and model_cfg.quantization == "nf4"
 
