@@ -7,8 +7,10 @@ Scoring:
 - "probability" (the G-Eval paper): score = sum over s in 1..5 of p(s) * s, with p the judge's
   probabilities for the score token, renormalised over the five score tokens;
 - "sampling" (the study): n samples at temperature 2, top_p 1; the mean of the parsed scores.
-Judges here: any causal LM loaded locally (`LocalJudge`, probabilities read from its logits). The
-OpenAI-compatible judge and its server are still to come (issue 6).
+Judges: any causal LM loaded locally (`LocalJudge` here, probabilities read from its logits) and any
+OpenAI-compatible endpoint (`evaluation.judge.OpenAIJudge`). Both turn what the judge returned into a
+score through `judgement_from_logprobs` / `judgement_from_samples`, so the two scorings exist once.
+`evaluation.judge.judge_rows` runs either judge over prediction rows, with a cache and failure records.
 """
 from __future__ import annotations
 
@@ -92,22 +94,56 @@ def sampled_mean(samples: list[str]) -> tuple[float | None, int]:
     return (sum(parsed) / len(parsed) if parsed else None), len(parsed)
 
 
+METHODS = ("probability", "sampling")
+
+
 @dataclass
 class Judgement:
-    score: float | None
+    score: float | None  # None: the judge's reply held no usable score
     method: str  # "probability" | "sampling"
-    detail: dict
+    detail: dict  # what the score came from (log-probabilities or samples) and, where known, token usage
+
+
+def judgement_from_logprobs(logprobs: dict[str, float], **detail) -> Judgement:
+    """The paper's score from the score token's log-probabilities (the one place it is computed)."""
+    return Judgement(probability_weighted(logprobs), "probability", {"logprobs": logprobs, **detail})
+
+
+def judgement_from_samples(samples: list[str], **detail) -> Judgement:
+    """The study's score from sampled replies (the one place it is computed)."""
+    score, parsed = sampled_mean(samples)
+    return Judgement(score, "sampling", {"samples": samples, "parsed": parsed, **detail})
 
 
 class LocalJudge:
-    """A causal LM as judge: next-token probabilities of "1".."5" after the prompt, or samples from it."""
+    """A causal LM as judge: next-token probabilities of "1".."5" after the prompt, or samples from it.
 
-    def __init__(self, model, tokenizer, name: str = "local"):
+    Not thread-safe: `evaluation.judge.judge_rows` runs it with one worker. The sampling defaults are the
+    study's (10 samples at temperature 2, top_p 1).
+    """
+
+    max_workers = 1
+
+    def __init__(self, model, tokenizer, name: str = "local", samples: int = 10, temperature: float = 2.0,
+                 top_p: float = 1.0, max_new_tokens: int = 4, seed: int = 0):
         self.model, self.tok, self.name = model, tokenizer, name
+        self.samples, self.temperature, self.top_p, self.max_new_tokens, self.seed = samples, temperature, top_p, max_new_tokens, seed
         self.score_ids = {}
         for s in SCORES:
             ids = tokenizer(f" {s}", add_special_tokens=False)["input_ids"] + tokenizer(str(s), add_special_tokens=False)["input_ids"]
             self.score_ids[s] = sorted(set(i for i in ids if tokenizer.decode([i]).strip() == str(s)))
+
+    def cache_identity(self) -> dict:
+        """What distinguishes this judge in a judgement cache: its name and the checkpoint it was loaded from."""
+        source = getattr(getattr(self.model, "config", None), "_name_or_path", "") or ""
+        return {"model": self.name, "base_url": f"local:{source}"}
+
+    def method_settings(self, method: str) -> dict:
+        """The settings a judgement with `method` depends on (part of the cache key)."""
+        if method == "probability":
+            return {}
+        return {"n": self.samples, "temperature": self.temperature, "top_p": self.top_p,
+                "max_new_tokens": self.max_new_tokens, "seed": self.seed}
 
     def score_logprobs(self, prompt: str) -> dict[str, float]:
         import torch
@@ -122,18 +158,23 @@ class LocalJudge:
                 out[str(s)] = float(torch.logsumexp(logp[ids], dim=0))
         return out
 
-    def judge(self, prompt: str, method: str = "probability", n: int = 10, temperature: float = 2.0, top_p: float = 1.0, seed: int = 0) -> Judgement:
+    def judge(self, prompt: str, method: str = "probability", n: int | None = None, temperature: float | None = None,
+              top_p: float | None = None, seed: int | None = None) -> Judgement:
+        """Score one rendered prompt; arguments left None take the judge's own settings."""
         if method == "probability":
             lps = self.score_logprobs(prompt)
-            return Judgement(probability_weighted(lps), method, {"logprobs": lps})
+            n_prompt = len(self.tok(prompt)["input_ids"])
+            return judgement_from_logprobs(lps, usage={"prompt_tokens": n_prompt, "completion_tokens": 0})
         if method == "sampling":
             import torch
 
-            torch.manual_seed(seed)
+            torch.manual_seed(self.seed if seed is None else seed)
             enc = self.tok(prompt, return_tensors="pt").to(self.model.device)
-            out = self.model.generate(**enc, do_sample=True, temperature=temperature, top_p=top_p, max_new_tokens=4,
-                                      num_return_sequences=n, pad_token_id=self.tok.pad_token_id)
-            samples = [self.tok.decode(o[enc["input_ids"].shape[1]:], skip_special_tokens=True) for o in out]
-            score, parsed = sampled_mean(samples)
-            return Judgement(score, method, {"samples": samples, "parsed": parsed})
+            out = self.model.generate(**enc, do_sample=True, temperature=self.temperature if temperature is None else temperature,
+                                      top_p=self.top_p if top_p is None else top_p, max_new_tokens=self.max_new_tokens,
+                                      num_return_sequences=self.samples if n is None else n, pad_token_id=self.tok.pad_token_id)
+            width = enc["input_ids"].shape[1]
+            samples = [self.tok.decode(o[width:], skip_special_tokens=True) for o in out]
+            usage = {"prompt_tokens": width, "completion_tokens": int((out[:, width:] != self.tok.pad_token_id).sum())}
+            return judgement_from_samples(samples, usage=usage)
         raise ValueError(f"unknown G-Eval method {method!r}; use 'probability' or 'sampling'")
