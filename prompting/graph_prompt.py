@@ -57,6 +57,7 @@ class GraphContext:
         self.build_if_missing = build_if_missing
         self.progress = progress
         self.index = None
+        self.domains: dict[str, str] = {}  # concept id -> cs | stats | ai (for pages)
         self._embedder = None
         self._cache: dict[str, dict] = {}
         self._cache_path: Path | None = None
@@ -82,6 +83,9 @@ class GraphContext:
                 log.info("the concept graph is empty: building it (python -m kg.build does the same)")
                 write_graph(store, build_graph_data(self.kg_cfg, progress=self.progress), progress=self.progress)
             self.index = load_index(store, self.kg_cfg.work_dir)
+            from kg import cypher
+
+            self.domains = {r["id"]: r.get("domain") for r in store.run(cypher.ALL_CONCEPTS)}
         settings = {k: getattr(self.kg_cfg, k) for k in RETRIEVAL_FIELDS}
         key = hashlib.sha256(json.dumps([self.index.digest, settings], sort_keys=True).encode()).hexdigest()[:16]
         self._cache_path = Path(self.kg_cfg.work_dir) / "subgraphs" / f"{key}.jsonl"

@@ -124,7 +124,8 @@ def run(args: argparse.Namespace) -> int:
     model_cfg, train_cfg, gcfg = cfgs["model"], cfgs["train"], cfgs["graph"]
     run_dir = Path(train_cfg.run_dir or f"runs/{time.strftime('%Y%m%d-%H%M%S')}")
     train_cfg.run_dir = str(run_dir)
-    systems = list(dict.fromkeys(["plain", "finetuned", gcfg.system]))
+    with_baseline = gcfg.mode == "lora" or gcfg.train_baseline
+    systems = list(dict.fromkeys(["plain"] + (["finetuned"] if with_baseline else []) + [gcfg.system]))
     eval_section = {"systems": systems, **cfgs["eval"], "run_dir": str(run_dir)}
     eval_cfg = EvalConfig(**eval_section)
     run_dir.mkdir(parents=True, exist_ok=True)

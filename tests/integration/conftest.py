@@ -30,3 +30,23 @@ TINY_RUN = [
     "--train.save_steps", "1", "--train.max_length", "256", "--train.dev_limit", "2", "--train.dev_max_new_tokens", "16",
     "--train.logging_steps", "1", "--eval.sample", "3", "--eval.max_new_tokens", "24", "--eval.batch_size", "3",
 ]
+
+
+@pytest.fixture(scope="session")
+def kg_dirs(tmp_path_factory):
+    base = tmp_path_factory.mktemp("kg")
+    return base / "db", base / "work"
+
+
+def store_args(dirs):
+    return ["--data_dir", str(dirs[0]), "--work_dir", str(dirs[1])]
+
+
+@pytest.fixture(scope="session")
+def built(kg_dirs):
+    """The concept graph built once from the shipped corpus into a temporary embedded FalkorDB."""
+    import json
+
+    proc = run_cli("kg.build", "--json", *store_args(kg_dirs))
+    yield json.loads(proc.stdout)
+    run_cli("kg.server", "stop", "--data_dir", str(kg_dirs[0]), check=False)

@@ -14,21 +14,7 @@ from tests.integration.conftest import ROOT, run_cli
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-def kg_dirs(tmp_path_factory):
-    base = tmp_path_factory.mktemp("kg")
-    return base / "db", base / "work"
-
-
-def store_args(dirs):
-    return ["--data_dir", str(dirs[0]), "--work_dir", str(dirs[1])]
-
-
-@pytest.fixture(scope="module")
-def built(kg_dirs):
-    proc = run_cli("kg.build", "--json", *store_args(kg_dirs))
-    yield json.loads(proc.stdout)
-    run_cli("kg.server", "stop", "--data_dir", str(kg_dirs[0]), check=False)
+from tests.integration.conftest import store_args  # noqa: E402  (kg_dirs and built are session fixtures there)
 
 
 def test_build_meets_the_graph_targets(built):

@@ -208,3 +208,28 @@ def test_config_rejects_conflicts_all_at_once():
     assert GraphPromptConfig(mode="graph").uses_text and GraphPromptConfig(mode="graph").uses_gnn
     assert not GraphPromptConfig(mode="adapter").uses_text and GraphPromptConfig(mode="adapter").uses_gnn
     assert GraphPromptConfig(mode="graph-text").uses_text and not GraphPromptConfig(mode="graph-text").uses_gnn
+
+
+def test_on_a_4bit_base_one_step_moves_lora_and_graph_modules_but_not_the_quantised_weights(tiny_model, tokenizer, tmp_path):
+    """The same checks on a real bitsandbytes NF4 model (the tiny Llama saved and reloaded in 4-bit)."""
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+
+    from model.config import ModelConfig
+    from model.load import attach_lora
+
+    tiny_model.save_pretrained(tmp_path / "tiny")
+    q = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=torch.bfloat16)
+    base = AutoModelForCausalLM.from_pretrained(tmp_path / "tiny", quantization_config=q, dtype=torch.bfloat16, device_map={"": "cpu"})
+    assert base.is_loaded_in_4bit
+    llm = attach_lora(base, ModelConfig(lora_r=4, lora_alpha=8))
+    model = make(llm, tokenizer, small_cfg(mode="graph"))
+    b = batch_inputs(tokenizer, ["What is a heap?", "Why normalise?"], [tiny_graph(), tiny_graph(6, 2)])
+    packed = {n: p.detach().clone() for n, p in model.named_parameters() if p.__class__.__name__ == "Params4bit"}
+    assert packed, "no 4-bit weights found"
+    before = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+    _train_steps(model, b, 1, lr=1e-3)
+    params = dict(model.named_parameters())
+    assert all(torch.equal(packed[n], params[n]) for n in packed)
+    moved = {n for n in before if not torch.equal(before[n], params[n])}
+    assert any("lora_" in n for n in moved)
+    assert {n for n in before if n.startswith(("encoder.", "projector."))} <= moved

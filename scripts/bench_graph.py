@@ -1,0 +1,184 @@
+"""Benchmark: what graph prompting costs, on this machine, in one run (prints JSON).
+
+1. Per-answer latency (batch 1, greedy, exactly --new_tokens tokens so every system generates the same
+   amount) of: the base model on the plain prompt; the same model with LoRA (what `graph` is built on);
+   and graph prompting (LoRA + GNN soft tokens + numbered evidence), with retrieval included (subgraph,
+   evidence, PyG tensors), once with an empty subgraph cache (cold) and once warm.
+2. Training step time (forward + backward + AdamW, batch --batch items) of LoRA without the graph vs
+   graph prompting (soft tokens + evidence) and soft tokens alone.
+Targets (issue 5): graph latency <= 1.15x the same model without the graph; step time <= 1.25x.
+
+    .venv/bin/python scripts/bench_graph.py [--questions 6 --new_tokens 64 --batch 8 --steps 3]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def timed(fn):
+    t0 = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - t0, out
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--questions", type=int, default=6)
+    p.add_argument("--new_tokens", type=int, default=64)
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--steps", type=int, default=3)
+    p.add_argument("--kg_work_dir", default="artifacts/kg", help="a built graph's work dir (python -m kg.build)")
+    p.add_argument("--threads", type=int, default=None)
+    args = p.parse_args()
+
+    import logging
+
+    import torch
+
+    logging.basicConfig(level=logging.WARNING)
+    from data.cli import quiet_third_party
+
+    quiet_third_party()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    from data.loaders import read_split
+    from data.prepare import prepare
+    from data.config import DataConfig
+    from kg.config import KGConfig
+    from kg.schema import RELATIONS
+    from model.config import ModelConfig
+    from model.graph_config import GraphPromptConfig
+    from model.graph_model import GraphLLM, collate_graphs
+    from model.load import attach_lora, load_model
+    from prompting.graph_prompt import GraphContext
+    from prompting.templates import build_prompt, encode_example, encode_prompt
+    from training.sft import PadCollator
+
+    prepared = prepare(DataConfig())
+    eval_items = read_split(prepared.out_dir / "eval.jsonl")[: args.questions]
+    train_items = prepared.splits.train[: args.batch]
+    gcfg = GraphPromptConfig(mode="graph")
+    model_cfg = ModelConfig(name="bundled", quantization="nf4", dtype="bfloat16")
+
+    # contexts: the real graph, with a throwaway subgraph/PyG cache so the first pass is cold
+    scratch = Path(tempfile.mkdtemp(prefix="bench-graph-"))
+    work = scratch / "kg"
+    work.mkdir()
+    for f in ("embeddings.npz", "edge_embeddings.npz"):
+        if (Path(args.kg_work_dir) / f).exists():
+            shutil.copy2(Path(args.kg_work_dir) / f, work / f)
+    from kg.store import StoreConfig
+
+    store_cfg = StoreConfig(data_dir=str(Path(args.kg_work_dir) / "falkordb"))
+    t_open, ctx = timed(lambda: GraphContext(KGConfig(work_dir=str(work)), store_cfg, build_if_missing=False).open())
+    ctx.embedder.encode(["warm-up"])
+
+    base, tok = load_model(model_cfg)
+    lora_model = attach_lora(base, model_cfg)
+    torch.manual_seed(0)
+    graph_model = GraphLLM(lora_model, gcfg, ctx.node_dim, len(RELATIONS), tok.bos_token_id)
+    n = args.new_tokens
+    gen_kw = dict(max_new_tokens=n, min_new_tokens=n, do_sample=False, pad_token_id=tok.pad_token_id, temperature=None, top_p=None, top_k=None)
+
+    def plain_answer(model, question):
+        ids = encode_prompt(build_prompt(question, tok, "study"), tok)
+        x = torch.tensor([ids])
+        return model.generate(input_ids=x, attention_mask=torch.ones_like(x), **gen_kw)
+
+    def graph_answer(question):
+        gp = ctx.prompts([question], text=True, graph=True, max_triples=gcfg.evidence_triples, max_definitions=gcfg.evidence_definitions)[0]
+        ids = encode_prompt(build_prompt(question, tok, "study", gp.context), tok)
+        x = torch.tensor([ids])
+        return graph_model.generate(x, torch.ones_like(x), graphs=[gp.data], **gen_kw), gp
+
+    lora_model.eval()
+    plain_answer(lora_model, "warm-up question about hashing?")
+    with lora_model.disable_adapter():
+        base_times = [timed(lambda q=q: plain_answer(lora_model, q.question))[0] for q in eval_items]
+    lora_times = [timed(lambda q=q: plain_answer(lora_model, q.question))[0] for q in eval_items]
+    cold, fallbacks, evidence_tokens = [], 0, []
+    for q in eval_items:
+        t, (_, gp) = timed(lambda q=q: graph_answer(q.question))
+        cold.append(t)
+        fallbacks += gp.fallback
+        evidence_tokens.append(len(tok(gp.context or "", add_special_tokens=False)["input_ids"]))
+    warm = [timed(lambda q=q: graph_answer(q.question))[0] for q in eval_items]
+    retrieval_cold = []
+    ctx2 = GraphContext(KGConfig(work_dir=str(scratch / "kg2")), store_cfg, build_if_missing=False)
+    ctx2.index, ctx2._embedder = ctx.index, ctx.embedder
+    ctx2._cache_path = scratch / "kg2" / "subgraphs.jsonl"
+    for q in eval_items:
+        retrieval_cold.append(timed(lambda q=q: ctx2.prompts([q.question], text=True, graph=True))[0])
+    retrieval_warm = [timed(lambda q=q: ctx.prompts([q.question], text=True, graph=True))[0] for q in eval_items]
+
+    # training step time
+    def batch_for(with_text: bool, with_soft: bool):
+        gps = ctx.prompts([it.question for it in train_items], text=True, graph=True)
+        feats, graphs = [], {}
+        for it, gp in zip(train_items, gps):
+            ids, labels = encode_example(it.question, it.answer, tok, "study", 512, gp.context if with_text else None)
+            feats.append({"id": it.id, "input_ids": ids, "labels": labels})
+            graphs[it.id] = gp.data
+        return PadCollator(tok.pad_token_id, graphs if with_soft else None, ctx.node_dim)(feats)
+
+    def step_time(model, batch):
+        params = [p for p in model.parameters() if p.requires_grad]
+        opt = torch.optim.AdamW(params, lr=1e-4)
+        model.train()
+        times = []
+        for k in range(args.steps + 1):
+            t0 = time.perf_counter()
+            opt.zero_grad()
+            model(**batch).loss.backward()
+            opt.step()
+            if k:  # the first step warms up allocators and kernels
+                times.append(time.perf_counter() - t0)
+        return statistics.median(times)
+
+    plain_batch = batch_for(False, False)
+    both_batch = batch_for(True, True)
+    soft_batch = batch_for(False, True)
+    t_lora = step_time(lora_model, plain_batch)
+    t_both = step_time(graph_model, both_batch)
+    t_soft = step_time(graph_model, soft_batch)
+
+    def ms(xs):
+        return round(1000 * statistics.mean(xs), 1)
+
+    lat = {"base_plain_prompt": ms(base_times), "lora_plain_prompt": ms(lora_times), "graph_cold_cache": ms(cold), "graph_warm_cache": ms(warm)}
+    out = {
+        "machine": f"{torch.get_num_threads()} torch threads, CPU",
+        "model": "bundled SmolLM2-135M-Instruct, 4-bit NF4, bf16 compute",
+        "questions": len(eval_items), "new_tokens_per_answer": n, "fallback_plain_prompt": fallbacks,
+        "mean_evidence_tokens": round(statistics.mean(evidence_tokens), 1),
+        "graph_open_s": round(t_open, 2),
+        "latency_ms_per_answer": lat,
+        "retrieval_ms_per_question": {"cold": ms(retrieval_cold), "warm": ms(retrieval_warm)},
+        "latency_ratio": {
+            "graph_warm_vs_lora": round(lat["graph_warm_cache"] / lat["lora_plain_prompt"], 3),
+            "graph_cold_vs_lora": round(lat["graph_cold_cache"] / lat["lora_plain_prompt"], 3),
+            "graph_warm_vs_base": round(lat["graph_warm_cache"] / lat["base_plain_prompt"], 3),
+        },
+        "latency_target": 1.15,
+        "train_step_s": {"lora": round(t_lora, 3), "graph_soft_and_text": round(t_both, 3), "graph_soft_only": round(t_soft, 3)},
+        "train_tokens_per_batch": {"plain": int(plain_batch["attention_mask"].sum()), "with_text": int(both_batch["attention_mask"].sum())},
+        "train_step_ratio": {"soft_and_text_vs_lora": round(t_both / t_lora, 3), "soft_only_vs_lora": round(t_soft / t_lora, 3)},
+        "train_step_target": 1.25,
+    }
+    print(json.dumps(out, indent=2))
+    shutil.rmtree(scratch, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
