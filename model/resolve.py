@@ -55,11 +55,13 @@ def convert_gguf(gguf_path: Path, out_dir: Path) -> Path:
 
     marker = out_dir / "studyllama_conversion.json"
     stat = gguf_path.stat()
-    fingerprint = {"gguf": str(gguf_path), "size": stat.st_size, "mtime": int(stat.st_mtime)}
+    # the file's name, size and mtime, not its path: the same installed file reached through another
+    # path (a symlinked .venv, a second clone) must not trigger a reconversion under a running process
+    fingerprint = {"gguf": gguf_path.name, "size": stat.st_size, "mtime": int(stat.st_mtime)}
     if marker.exists() and json.loads(marker.read_text()) == fingerprint:
         return out_dir
     log.info("converting %s into %s (once)", gguf_path, out_dir)
-    tmp = out_dir.with_name(out_dir.name + ".tmp")
+    tmp = out_dir.with_name(f"{out_dir.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tok = AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
     model = AutoModelForCausalLM.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
@@ -69,8 +71,14 @@ def convert_gguf(gguf_path: Path, out_dir: Path) -> Path:
     model.save_pretrained(tmp)
     tok.save_pretrained(tmp)
     (tmp / "studyllama_conversion.json").write_text(json.dumps(fingerprint))
-    shutil.rmtree(out_dir, ignore_errors=True)
-    tmp.rename(out_dir)  # atomic: a killed conversion never leaves a half-written cache behind
+    if marker.exists() and json.loads(marker.read_text()) == fingerprint:  # another process finished first
+        shutil.rmtree(tmp, ignore_errors=True)
+        return out_dir
+    old = out_dir.with_name(f"{out_dir.name}.old-{os.getpid()}")
+    if out_dir.exists():
+        out_dir.rename(old)
+    tmp.rename(out_dir)  # a killed conversion never leaves a half-written cache behind
+    shutil.rmtree(old, ignore_errors=True)
     return out_dir
 
 
