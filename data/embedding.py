@@ -78,3 +78,26 @@ def embed_questions(items: list[QAItem], embeddings: dict[str, np.ndarray] | Non
     if missing:
         raise ValueError(f"no embedding for {len(missing)} item(s), e.g. {missing[:3]}")
     return np.stack([embeddings[it.id] for it in items])
+
+
+def embed_cached(texts: list[str], cache_path: Path) -> np.ndarray:
+    """MiniLM embeddings with an on-disk cache keyed by each text's hash (only new texts are encoded)."""
+    import hashlib
+    import os
+
+    keys = [hashlib.sha256(t.encode()).hexdigest()[:20] for t in texts]
+    cache: dict[str, np.ndarray] = {}
+    if cache_path.exists():
+        with np.load(cache_path) as z:
+            stored_keys, stored = z["keys"].tolist(), z["vectors"]  # read each array once
+        cache = dict(zip(stored_keys, stored))
+    missing = {k for k in keys if k not in cache}
+    if missing:
+        todo = {k: t for k, t in zip(keys, texts) if k in missing}
+        vecs = get_embedder().encode(list(todo.values()), show_progress=len(todo) > 500)
+        cache.update(dict(zip(todo, vecs)))
+        cache_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache_path.with_name(f"{cache_path.stem}.tmp-{os.getpid()}.npz")
+        np.savez(tmp, keys=np.array(list(cache)), vectors=np.stack(list(cache.values())))
+        tmp.replace(cache_path)
+    return np.stack([cache[k] for k in keys]) if keys else np.zeros((0, 384), dtype=np.float32)

@@ -56,9 +56,9 @@ def prepare(cfg: DataConfig) -> PreparedData:
     items, _ = load_items(cfg.corpus, cfg.field_map, cfg.default_domain, cfg.max_question_chars, cfg.max_answer_chars)
     log.info("loaded %d valid items", len(items))
     # question embeddings serve dedup (method "embedding"), curation's diversity term and the leak check
-    from data.embedding import get_embedder
+    from data.embedding import embed_cached
 
-    vecs = get_embedder().encode([it.question for it in items], show_progress=len(items) > 500)
+    vecs = embed_cached([it.question for it in items], Path(cfg.out_dir) / "question_embeddings.npz")
     embeddings = {it.id: v for it, v in zip(items, vecs)}
     kept, pairs = deduplicate(items, cfg.near_dup_threshold, cfg.dedup_method, embeddings)
     if len(kept) <= cfg.train_size:

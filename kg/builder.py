@@ -21,6 +21,7 @@ from kg.config import KGConfig
 from kg.extract import ConceptExtractor, Document, candidate_phrases, cooccurrence_triples, drop_generic, generic_concepts, merge_triples
 from kg.resolve import Merge, mention_forms, resolve_concepts
 from kg.schema import Concept, Triple, concept_id
+from data.embedding import embed_cached  # noqa: F401  (kg.index imports it from here too)
 from kg.vocabulary import VOCAB_DIR, load_vocabulary
 
 log = logging.getLogger(__name__)
@@ -59,28 +60,6 @@ def read_notes(paths: list[str]) -> list[Document]:
             if len(para.split()) >= 4:
                 docs.append(Document(f"{f.name}#{k}", para))
     return docs
-
-
-def embed_cached(texts: list[str], cache_path: Path) -> np.ndarray:
-    """MiniLM embeddings with an on-disk cache keyed by each text's hash."""
-    from data.embedding import get_embedder
-
-    keys = [hashlib.sha256(t.encode()).hexdigest()[:20] for t in texts]
-    cache: dict[str, np.ndarray] = {}
-    if cache_path.exists():
-        with np.load(cache_path) as z:
-            stored_keys, stored = z["keys"].tolist(), z["vectors"]  # read each array once
-        cache = dict(zip(stored_keys, stored))
-    missing = sorted({k for k in keys if k not in cache})
-    if missing:
-        todo = {k: t for k, t in zip(keys, texts) if k in set(missing)}
-        vecs = get_embedder().encode(list(todo.values()), show_progress=len(todo) > 500)
-        cache.update(dict(zip(todo, vecs)))
-        cache_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache_path.with_name(cache_path.stem + ".tmp.npz")
-        np.savez(tmp, keys=np.array(list(cache)), vectors=np.stack(list(cache.values())))
-        tmp.replace(cache_path)
-    return np.stack([cache[k] for k in keys]) if keys else np.zeros((0, 384), dtype=np.float32)
 
 
 def concept_text(c: Concept) -> str:
