@@ -204,14 +204,17 @@ def section_intervals(summary: dict, systems: list[str], baseline: str | None) -
         means = {}
         for name, per in comps.items():
             c = per.get(m)
+            system, ref = name.split(" vs ", 1)
             if c:
-                means.setdefault(baseline, c["mean_a"])
-                means[name.split(" vs ")[0]] = c["mean_b"]
+                means.setdefault(ref, c["mean_a"])
+                means[system] = c["mean_b"]
         order = [s for s in systems if s in means] + [s for s in means if s not in systems]
-        ivs = [(name.split(" vs ")[0], per[m]["diff"], per[m]["ci_low"], per[m]["ci_high"], per[m]["p_value"])
+        # comparisons against the baseline are labelled by system; others (graph vs finetuned) by their full name
+        ivs = [(name.split(" vs ")[0] if name.split(" vs ", 1)[1] == baseline else name,
+                per[m]["diff"], per[m]["ci_low"], per[m]["ci_high"], per[m]["p_value"])
                for name, per in comps.items() if m in per]
         charts.append('<div class="pair">' + plots.bar_chart(order, [means[s] for s in order], f"{m}: mean per system")
-                      + plots.interval_chart(ivs, f"{m}: difference vs {baseline}, 95% CI") + "</div>")
+                      + plots.interval_chart(ivs, f"{m}: difference (vs {baseline} unless named), 95% CI") + "</div>")
         rows += [[escape(name), escape(m), fmt(c["mean_a"]), fmt(c["mean_b"]), f'{c["diff"]:+.4f}',
                   f'[{c["ci_low"]:+.4f}, {c["ci_high"]:+.4f}]', fmt(c["p_value"]), fmt(c.get("n"))]
                  for name, per in comps.items() for mm, c in per.items() if mm == m]
@@ -295,9 +298,12 @@ def section_geval(rows, info, warnings, systems: list[str]) -> str:
     return "".join(out) + "</section>"
 
 
-def answer_block(row: dict, i: int, rouge_l: float | None) -> str:
+def answer_block(row: dict, i: int, rouge_l: float | None, geval_mark: str = "") -> str:
     meta = [f"stop: {row.get('stop_reason', '?')}", f"tokens: {row.get('new_tokens', '?')}"]
     meta += [f"ROUGE-L: {rouge_l:.3f}"] if rouge_l is not None else []
+    # per-item G-Eval scores evaluation.run merged in (geval_<prompt>_<method>); † when the section has warnings
+    meta += [f"G-Eval {k[len('geval_'):]}{geval_mark}: {v:.2f}" for k, v in sorted(row.items())
+             if k.startswith("geval_") and isinstance(v, (int, float)) and not isinstance(v, bool)]
     parts = [f'<div class="answer" style="border-top-color:{plots.colour(i)}"><h4>{escape(str(row.get("system")))}</h4>'
              f'<div class="muted">{escape(" · ".join(meta))}</div>',
              f'<p class="text">{escape(str(row.get("prediction", "")))}</p>']
@@ -313,7 +319,7 @@ def answer_block(row: dict, i: int, rouge_l: float | None) -> str:
     return "".join(parts) + "</div>"
 
 
-def section_browser(rows: list[dict], systems: list[str], rouge_l: dict[int, float]) -> str:
+def section_browser(rows: list[dict], systems: list[str], rouge_l: dict[int, float], geval_warnings=()) -> str:
     items: dict[str, list[dict]] = defaultdict(list)
     for r in rows:
         items[str(r.get("id"))].append(r)
@@ -322,11 +328,13 @@ def section_browser(rows: list[dict], systems: list[str], rouge_l: dict[int, flo
     out = ['<section id="browser"><h2>Questions and answers</h2><p><input id="filter" type="search" size="50" '
            'placeholder="filter: words in question, reference or answers"> <select id="domain-filter">'
            f'<option value="">all domains</option>{options}</select> <span id="shown" class="muted"></span></p>']
+    if geval_warnings:
+        out.append('<div class="warn">† G-Eval scores in the answers below: see the warnings in the G-Eval section.</div>')
     rank = {s: i for i, s in enumerate(systems)}
     for item_id, group in items.items():
         first = group[0]
         domain = escape(str(first.get("domain", "")))
-        answers = "".join(answer_block(r, rank.get(r.get("system"), 0), rouge_l.get(id(r)))
+        answers = "".join(answer_block(r, rank.get(r.get("system"), 0), rouge_l.get(id(r)), " †" if geval_warnings else "")
                           for r in sorted(group, key=lambda r: rank.get(r.get("system"), len(rank))))
         out.append(f'<details class="item" data-domain="{domain}"><summary><span class="tag">{escape(item_id)}</span> '
                    f'<span class="tag">{domain}</span> {escape(str(first.get("question", "")))}</summary>'
@@ -348,7 +356,7 @@ def render_page(summary: dict, rows: list[dict]) -> str:
             section_metrics(summary, systems, g_rows, g_warn, geval_judges(g_rows, g_info)),
             section_geval(g_rows, g_info, g_warn, systems), section_intervals(summary, systems, baseline),
             section_histograms(by_system, systems, rouge_l), section_domains(summary, systems, rows),
-            section_degeneration(summary, systems, by_system), section_browser(rows, systems, rouge_l)]
+            section_degeneration(summary, systems, by_system), section_browser(rows, systems, rouge_l, g_warn)]
     return ('<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><link rel="icon" href="data:,">'
             f"<title>Evaluation report</title><style>{CSS}</style></head><body>" + "".join(body)
             + f"<script>{FILTER_JS}</script></body></html>\n")
