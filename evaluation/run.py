@@ -2,6 +2,9 @@
 
 Writes <out_dir>/predictions/<system>.jsonl (the resumable cache), predictions.jsonl (all systems),
 metrics.json (config, metric versions, git hash, scores overall and per domain) and report.md.
+With --judge, G-Eval scores every answer and takes a sanity check (evaluation.judging): its "geval" section
+in metrics.json, columns and a section in report.md, per-item scores in predictions.jsonl, the judgement
+cache in <out_dir>/geval_cache and the planted sanity rows in geval_sanity.jsonl.
 """
 from __future__ import annotations
 
@@ -18,7 +21,7 @@ from data.schema import QAItem
 from evaluation.config import EvalConfig
 from evaluation.metrics import compute_metrics, metric_versions
 from evaluation.predictions import append_rows, read_cached, rewrite_clean
-from evaluation.report import markdown_table
+from evaluation.report import geval_markdown, markdown_table
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +72,8 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> EvalResult:
     eval_file = cfg.eval_file or (Path(run_cfg["data"]["out_dir"]) / "eval.jsonl" if run_cfg else Path("artifacts/data/eval.jsonl"))
     if not Path(eval_file).exists():
         raise FileNotFoundError(f"eval file {eval_file} does not exist; run `python -m data.prepare` or pass --eval.eval_file")
-    items = sample_items(read_split(eval_file), cfg.sample, cfg.sample_seed)
+    all_items = read_split(eval_file)
+    items = sample_items(all_items, cfg.sample, cfg.sample_seed)
     out_dir = Path(cfg.out_dir or (Path(cfg.run_dir) / "eval" if cfg.run_dir else Path("runs/eval-plain")))
     settings = GenerationSettings(max_new_tokens=cfg.max_new_tokens, batch_size=cfg.batch_size, repetition_penalty=cfg.repetition_penalty)
     stops = stop_strings(style)
@@ -77,6 +81,11 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> EvalResult:
     from evaluation.systems import SystemRunner, find_system_runs
 
     system_runs = find_system_runs(cfg.run_dir, cfg.runs, cfg.systems) if any(s != "plain" for s in cfg.systems) else {}
+    judge = judge_info = None
+    if cfg.judge:  # built before any answer is generated, so a missing judge model or key stops the run at once
+        from evaluation.judging import build_judge
+
+        judge, judge_info = build_judge(cfg, run_cfg)
     all_rows: dict[str, list[dict]] = {}
     for system in cfg.systems:
         cache_path = out_dir / "predictions" / f"{system}.jsonl"
@@ -119,9 +128,17 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> EvalResult:
     from data.provenance import run_info
 
     fallback = {s: sum(bool(r.get("graph_fallback")) for r in rows) for s, rows in all_rows.items() if any("graph_fallback" in r for r in rows)}
-    table = markdown_table(metrics, len(items)) + comparison_table(comparisons)
+    geval = None
+    if judge is not None:
+        from evaluation.judging import run_geval
+
+        geval = run_geval(cfg, judge, judge_info, all_rows, all_items, out_dir, progress)  # merges per-item scores into the rows
+        if hasattr(judge, "close"):
+            judge.close()
+    table = markdown_table(metrics, len(items), geval) + comparison_table(comparisons)
     for s, n in fallback.items():
         table += f"\n{s}: {n} of {len(items)} questions had no subgraph in the concept graph and were answered from the plain prompt.\n"
+    table += geval_markdown(geval)
     out_dir.mkdir(parents=True, exist_ok=True)
     with open(out_dir / "predictions.jsonl", "w", encoding="utf-8") as fh:
         for s in all_rows:
@@ -140,6 +157,8 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> EvalResult:
         "graph_fallback": fallback,
         "run": run_info(),
     }
+    if geval is not None:
+        summary["geval"] = geval
     (out_dir / "metrics.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
     (out_dir / "report.md").write_text("# Evaluation\n\n" + table)
     from evaluation.html_report import write_html_report
