@@ -171,7 +171,9 @@ PAIRED_METRICS = ("rouge1", "rouge2", "rougeL", "bleu1", "bleu4", "meteor", "ber
 
 
 def compare_systems(all_rows: dict[str, list[dict]]) -> dict:
-    """Every system against the first (the baseline) on per-item scores: CI of the difference and p."""
+    """Every system against the first (the baseline), and every system that adds something to the fine-tuned
+    model (graph, graph-text, adapter, prompt-tuning) against `finetuned` as well: the graph's own effect is
+    graph vs finetuned, not graph vs plain. Per-item scores; CI of the difference and p."""
     from evaluation.metrics import per_item_scores
     from evaluation.significance import paired_bootstrap
 
@@ -180,10 +182,13 @@ def compare_systems(all_rows: dict[str, list[dict]]) -> dict:
         return {}
     per_item = {s: per_item_scores(rows) for s, rows in all_rows.items()}
     base = systems[0]
+    pairs = [(other, base) for other in systems[1:]]
+    if "finetuned" in systems and base != "finetuned":
+        pairs += [(other, "finetuned") for other in systems if other not in (base, "finetuned")]
     out = {}
-    for other in systems[1:]:
-        out[f"{other} vs {base}"] = {
-            m: paired_bootstrap([x[m] for x in per_item[base]], [x[m] for x in per_item[other]]) for m in PAIRED_METRICS
+    for other, ref in pairs:
+        out[f"{other} vs {ref}"] = {
+            m: paired_bootstrap([x[m] for x in per_item[ref]], [x[m] for x in per_item[other]]) for m in PAIRED_METRICS
         }
     return out
 

@@ -37,3 +37,21 @@ def test_systems_are_compared_with_the_first():
     c = comp["finetuned vs plain"]["rougeL"]
     assert c["mean_b"] == pytest.approx(1.0) and c["diff"] > 0.5
     assert "| finetuned vs plain | rougeL |" in comparison_table(comp)
+
+
+def test_graph_systems_are_also_compared_with_the_finetuned_model():
+    from evaluation.run import compare_systems
+
+    def rows(system, words):
+        return [{"id": f"q{i}", "system": system, "domain": "ai", "reference": "the cat sat on the mat today",
+                 "prediction": w, "stop_reason": "eos"} for i, w in enumerate(words)]
+
+    all_rows = {
+        "plain": rows("plain", ["dogs run far", "a b c", "nothing here", "x y"]),
+        "finetuned": rows("finetuned", ["the cat sat", "the mat", "cat on mat", "the cat today"]),
+        "graph": rows("graph", ["the cat sat on the mat", "the cat sat on the mat today", "cat sat on the mat", "the mat today"]),
+    }
+    comps = compare_systems(all_rows)
+    assert list(comps) == ["finetuned vs plain", "graph vs plain", "graph vs finetuned"]
+    g = comps["graph vs finetuned"]["rougeL"]
+    assert g["mean_a"] == comps["finetuned vs plain"]["rougeL"]["mean_b"] and g["diff"] > 0
