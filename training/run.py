@@ -85,7 +85,7 @@ def build_configs(args: argparse.Namespace):
         base.setdefault(section, {}).update(values)  # a preset's settings for one mode (keeps a CPU run short)
     cfgs = {name: dataclass_from_args(cls, args, name, base.get(name)) for name, cls in SECTIONS() if name != "eval"}
     eval_section = dict(base.get("eval") or {})
-    eval_section.update({k.split(".", 1)[1]: v for k, v in vars(args).items() if k.startswith("eval.") and v is not None})
+    eval_section.update({k.split(".", 1)[1]: v for k, v in vars(args).items() if k.startswith("eval.")})
     cfgs["eval"] = eval_section
     return cfgs
 
