@@ -50,3 +50,25 @@ def built(kg_dirs):
     proc = run_cli("kg.build", "--json", *store_args(kg_dirs))
     yield json.loads(proc.stdout)
     run_cli("kg.server", "stop", "--data_dir", str(kg_dirs[0]), check=False)
+
+
+def start_bundled_server(log_path: Path, timeout: float = 600):
+    """`evaluation.serve` on the bundled model (full precision, raw prompts) on a free port: (process, base URL)."""
+    import time
+
+    env = dict(os.environ, PYTHONUNBUFFERED="1", HF_HUB_OFFLINE="1")
+    with open(log_path, "w") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "evaluation.serve", "--model", "bundled", "--quantization", "none",
+                                 "--device", "cpu", "--port", "0", "--raw_prompt"], cwd=ROOT, env=env,
+                                stdout=subprocess.PIPE, stderr=err, text=True)
+    url, deadline = None, time.monotonic() + timeout
+    while url is None and time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        if line.startswith("serving"):
+            url = line.split(" at ")[1].split()[0]
+    if url is None:
+        proc.kill()
+        raise AssertionError(f"the server never printed its URL:\n{Path(log_path).read_text()[-4000:]}")
+    return proc, url

@@ -6,17 +6,15 @@ The bundled 135M model is no judge (issue 6): whatever its verdict on six pairs,
 does not separate must carry its warning next to the scores, in metrics.json, report.md and report.html."""
 import json
 from html import escape
-import os
 import shutil
 import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import ROOT, run_cli
+from tests.integration.conftest import ROOT, run_cli, start_bundled_server
 
 pytestmark = pytest.mark.integration
 CORPUS = ROOT / "data" / "corpus"
@@ -108,21 +106,7 @@ def test_a_rerun_asks_the_judge_nothing_and_loads_no_model(local_run):
 @pytest.fixture
 def served(tmp_path):
     """The bundled model behind evaluation.serve (raw prompts: see test_judge_serve.py); SIGTERM afterwards."""
-    env = dict(os.environ, PYTHONUNBUFFERED="1", HF_HUB_OFFLINE="1")
-    with open(tmp_path / "serve.log", "w") as err:
-        proc = subprocess.Popen([sys.executable, "-m", "evaluation.serve", "--model", "bundled", "--quantization", "none",
-                                 "--device", "cpu", "--port", "0", "--raw_prompt"], cwd=ROOT, env=env,
-                                stdout=subprocess.PIPE, stderr=err, text=True)
-    url, deadline = None, time.monotonic() + 300
-    while url is None and time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        if line.startswith("serving"):
-            url = line.split(" at ")[1].split()[0]
-    if url is None:
-        proc.kill()
-        raise AssertionError(f"the server never printed its URL:\n{(tmp_path / 'serve.log').read_text()[-4000:]}")
+    proc, url = start_bundled_server(tmp_path / "serve.log", timeout=300)
     yield url
     proc.terminate()
     try:

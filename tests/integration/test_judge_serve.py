@@ -6,16 +6,12 @@ is ..." and no score ever reaches the top-5 alternatives; fed the G-Eval form as
 there on the token after the colon. At temperature 2 it mostly samples noise, so sampling failures are
 expected and must be recorded, not raised. (Its scores are no measure of quality: issue 6.)"""
 import json
-import os
 import signal
-import subprocess
-import sys
-import time
 import urllib.request
 
 import pytest
 
-from tests.integration.conftest import ROOT, run_cli
+from tests.integration.conftest import run_cli, start_bundled_server
 
 pytestmark = pytest.mark.integration
 
@@ -36,20 +32,7 @@ ROWS = [
 def served(tmp_path_factory):
     """The bundled model (plain, full precision) served on a free port; stopped with SIGTERM afterwards."""
     log_path = tmp_path_factory.mktemp("serve") / "stderr.log"
-    env = dict(os.environ, PYTHONUNBUFFERED="1", HF_HUB_OFFLINE="1")
-    with open(log_path, "w") as err:
-        proc = subprocess.Popen([sys.executable, "-m", "evaluation.serve", "--model", "bundled", "--quantization", "none",
-                                 "--device", "cpu", "--port", "0", "--raw_prompt"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=err, text=True)
-    deadline, url = time.monotonic() + 600, None
-    while time.monotonic() < deadline and url is None:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        if line.startswith("serving"):
-            url = line.split(" at ")[1].split()[0]
-    if url is None:
-        proc.kill()
-        raise AssertionError(f"the server never printed its URL:\n{log_path.read_text()[-4000:]}")
+    proc, url = start_bundled_server(log_path)
     yield proc, url
     if proc.poll() is None:
         proc.kill()
