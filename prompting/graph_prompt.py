@@ -59,6 +59,7 @@ class GraphContext:
         self.index = None
         self.domains: dict[str, str] = {}  # concept id -> cs | stats | ai (for pages)
         self._embedder = None
+        self._known: dict | None = None  # text -> vector, from the index
         self._cache: dict[str, dict] = {}
         self._cache_path: Path | None = None
 
@@ -107,6 +108,20 @@ class GraphContext:
             self._embedder = get_embedder()
         return self._embedder
 
+    def embed(self, texts: list[str]):
+        """MiniLM vectors for node, edge and question texts. Node and edge texts come from the index's
+        own embeddings (the same encoder on the same texts), so only the question is encoded anew."""
+        import numpy as np
+
+        if self._known is None:
+            idx = self.index
+            self._known = {idx.node_text(i): idx.node_emb[i] for i in range(len(idx.ids))}
+            if idx.edge_emb is not None:
+                self._known.update({idx.edge_text(e): idx.edge_emb[e] for e in range(len(idx.edge_src))})
+        missing = [t for t in dict.fromkeys(texts) if t not in self._known]
+        fresh = dict(zip(missing, self.embedder.encode(missing))) if missing else {}
+        return np.stack([self._known[t] if t in self._known else fresh[t] for t in texts]).astype(np.float32)
+
     def subgraphs(self, questions: list[str]) -> list[Subgraph]:
         """Each question's subgraph, from the on-disk cache or retrieved (and then cached)."""
         from kg.retrieval import retrieve_subgraph
@@ -135,7 +150,7 @@ class GraphContext:
             evidence = evidence_lines(sg, max_triples=max_triples, max_definitions=max_definitions) if text else []
             data = None
             if graph and not sg.empty:
-                data = to_pyg(sg, self.embedder.encode, Path(self.kg_cfg.work_dir) / "pyg", self.index.digest)
+                data = to_pyg(sg, self.embed, Path(self.kg_cfg.work_dir) / "pyg", self.index.digest)
             out.append(GraphPrompt(sg.question, sg, evidence, data))
         return out
 
