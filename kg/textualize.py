@@ -29,9 +29,13 @@ def evidence_lines(sg: Subgraph, max_triples: int = 12, max_definitions: int = 3
     return [f"[{i}] {line}" for i, line in enumerate(lines, 1)]
 
 
-def evidence_text(sg: Subgraph, **kw) -> str:
-    lines = evidence_lines(sg, **kw)
+def evidence_block(lines: list[str]) -> str:
+    """Numbered evidence lines as the prompt shows them; empty when there are none."""
     return "Evidence from the concept graph:\n" + "\n".join(lines) if lines else ""
+
+
+def evidence_text(sg: Subgraph, **kw) -> str:
+    return evidence_block(evidence_lines(sg, **kw))
 
 
 def to_pyg(sg: Subgraph, embed, cache_dir: str | Path | None = None, graph_digest: str = ""):

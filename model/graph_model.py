@@ -199,11 +199,12 @@ class GraphLLM(nn.Module):
         meta = {"graph": self.cfg.to_dict(), "node_dim": self.node_dim, "num_relations": self.num_relations}
         (out / GRAPH_CONFIG).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
 
-    def load_trainable(self, in_dir: str | Path) -> None:
+    def load_trainable(self, in_dir: str | Path, with_peft: bool = True) -> None:
+        """Restore graph modules (and, with_peft, the LoRA weights) from a checkpoint or adapter folder."""
         from safetensors.torch import load_file
 
         src = Path(in_dir)
-        if hasattr(self.llm, "peft_config") and (src / "adapter_model.safetensors").exists():
+        if with_peft and hasattr(self.llm, "peft_config") and (src / "adapter_model.safetensors").exists():
             from peft import set_peft_model_state_dict
 
             set_peft_model_state_dict(self.llm, load_file(str(src / "adapter_model.safetensors")))
@@ -236,5 +237,5 @@ def load_graph_llm(base_model, tokenizer, weights_dir: str | Path) -> GraphLLM:
 
         llm = PeftModel.from_pretrained(base_model, src)
     model = GraphLLM(llm, cfg, meta["node_dim"], meta["num_relations"], tokenizer.bos_token_id)
-    model.load_trainable(src)
+    model.load_trainable(src, with_peft=False)  # PeftModel.from_pretrained has loaded the LoRA weights already
     return model.eval()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 from kg.config import KGConfig
@@ -36,7 +36,9 @@ class GraphPrompt:
 
     @property
     def context(self) -> str | None:
-        return "Evidence from the concept graph:\n" + "\n".join(self.evidence) if self.evidence else None
+        from kg.textualize import evidence_block
+
+        return evidence_block(self.evidence) or None
 
 
 def subgraph_from_dict(d: dict) -> Subgraph:
@@ -47,7 +49,7 @@ def subgraph_from_dict(d: dict) -> Subgraph:
 
 
 class GraphContext:
-    """The concept graph as prompts need it. Open it once (`with GraphContext(...) as ctx:` or `open()`),
+    """The concept graph as prompts need it. Open it once (`open()`),
     then `prompts(questions)`; the store itself is closed again as soon as the index is loaded."""
 
     def __init__(self, kg_cfg: KGConfig | None = None, store_cfg: StoreConfig | None = None, build_if_missing: bool = True,
@@ -62,12 +64,6 @@ class GraphContext:
         self._known: dict | None = None  # text -> vector, from the index
         self._cache: dict[str, dict] = {}
         self._cache_path: Path | None = None
-
-    def __enter__(self) -> "GraphContext":
-        return self.open()
-
-    def __exit__(self, *exc) -> None:
-        return None
 
     def open(self) -> "GraphContext":
         if self.index is not None:
@@ -158,8 +154,3 @@ class GraphContext:
     def node_dim(self) -> int:
         self.open()
         return int(self.index.node_emb.shape[1])
-
-    def describe(self) -> dict:
-        self.open()
-        return {"concepts": len(self.index.ids), "triples": int(len(self.index.edge_src)), "digest": self.index.digest,
-                "retrieval": {k: getattr(self.kg_cfg, k) for k in RETRIEVAL_FIELDS}, "store": asdict(self.store_cfg) | {"password": None}}

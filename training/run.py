@@ -43,12 +43,12 @@ def build_parser() -> argparse.ArgumentParser:
                        help="graph-conditioned zero-gated adapter in the top layers, base frozen (--graph.mode adapter)")
     modes.add_argument("--prompt-tuning", dest="mode", action="store_const", const="prompt-tuning",
                        help="peft prompt tuning, base frozen (--graph.mode prompt-tuning)")
-    for prefix, cls in SECTIONS():
+    for prefix, cls in config_sections():
         add_dataclass_args(p, cls, prefix)
     return p
 
 
-def SECTIONS():
+def config_sections():
     from data.config import DataConfig
     from evaluation.config import EvalConfig
     from kg.config import KGConfig
@@ -83,7 +83,7 @@ def build_configs(args: argparse.Namespace):
     mode = (base.get("graph") or {}).get("mode", "lora")
     for section, values in ((base.pop("mode_overrides", None) or {}).get(mode) or {}).items():
         base.setdefault(section, {}).update(values)  # a preset's settings for one mode (keeps a CPU run short)
-    cfgs = {name: dataclass_from_args(cls, args, name, base.get(name)) for name, cls in SECTIONS() if name != "eval"}
+    cfgs = {name: dataclass_from_args(cls, args, name, base.get(name)) for name, cls in config_sections() if name != "eval"}
     eval_section = dict(base.get("eval") or {})
     eval_section.update({k.split(".", 1)[1]: v for k, v in vars(args).items() if k.startswith("eval.")})
     cfgs["eval"] = eval_section
