@@ -140,16 +140,14 @@ def quiet_third_party() -> None:
     """Entry points only: silence known, harmless noise from dependencies so progress stays readable.
 
     bitsandbytes warns on every CPU load that it cannot fetch its faster 4-bit kernel from the hub (the
-    built-in path is correct, only slower); transformers and peft emit deprecation notices and, for
-    SmolLM2's tied embeddings, a note that a LoRA on lm_head is not tied to the input embeddings (true,
-    and harmless here: the adapter is saved and loaded with the head).
+    built-in path is correct, only slower); transformers and peft emit deprecation notices. Nothing about
+    correctness is silenced here: a warning that results may be wrong is an error inside training
+    (model.quant.autograd_fallback_is_an_error).
     """
     import logging
     import warnings
 
     warnings.filterwarnings("ignore", category=FutureWarning)
-    warnings.filterwarnings("ignore", message=".*tie_word_embeddings.*")
-    warnings.filterwarnings("ignore", message=".*save_embedding_layers.*")
     logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
     logging.getLogger("absl").setLevel(logging.WARNING)  # rouge-score announces its tokenizer on every use
     try:

@@ -14,10 +14,12 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from transformers.modeling_outputs import CausalLMOutputWithPast
 
 from model.gnn import GraphEncoder, SoftTokenProjector, link_prediction_loss
 from model.graph_adapter import GraphAdapter, decoder_layers
 from model.graph_config import GraphPromptConfig
+from model.trainable import ADAPTER_FILES, TrainableLM
 
 log = logging.getLogger(__name__)
 GRAPH_WEIGHTS = "graph_modules.safetensors"
@@ -56,14 +58,13 @@ def collate_graphs(graphs: list, node_dim: int) -> dict[str, torch.Tensor]:
     }
 
 
-class GraphLLM(nn.Module):
+class GraphLLM(TrainableLM):
     returns_new_tokens_only = True  # generate() returns the generated tokens without the prompt
 
     def __init__(self, llm, cfg: GraphPromptConfig, node_dim: int, num_relations: int, bos_token_id: int | None):
-        super().__init__()
+        super().__init__(llm)
         if cfg.mode not in ("graph", "adapter"):
             raise ValueError(f"GraphLLM is for the graph and adapter modes, not {cfg.mode!r}")
-        self.llm = llm
         self.cfg = cfg
         self.node_dim, self.num_relations, self.bos_token_id = node_dim, num_relations, bos_token_id
         conf = llm.config
@@ -77,22 +78,6 @@ class GraphLLM(nn.Module):
         device = next(llm.parameters()).device
         for m in self.graph_modules().values():
             m.to(device)
-
-    # --- plumbing Trainer and PEFT expect -------------------------------------------------------
-    @property
-    def config(self):
-        return self.llm.config
-
-    @property
-    def generation_config(self):
-        return self.llm.generation_config
-
-    @property
-    def device(self):
-        return next(self.llm.parameters()).device
-
-    def gradient_checkpointing_enable(self, **kw):
-        self.llm.gradient_checkpointing_enable(**kw)
 
     def graph_modules(self) -> dict[str, nn.Module]:
         return {k: m for k, m in (("encoder", self.encoder), ("projector", self.projector), ("adapter", self.adapter)) if m is not None}
@@ -157,20 +142,24 @@ class GraphLLM(nn.Module):
         embeds, mask, labels = self._splice(input_ids, attention_mask, labels, tokens, has, left_pad)
         return embeds, mask, labels, nodes
 
-    def forward(self, input_ids, attention_mask, labels=None, **graph):
+    def forward(self, input_ids, attention_mask, labels=None, num_items_in_batch=None, **graph):
         g = {k: graph[k] for k in GRAPH_KEYS} if graph.get("graph_x") is not None else None
         try:
             embeds, mask, labels, nodes = self._prepare(input_ids, attention_mask, labels, g, left_pad=False)
-            out = self.llm(inputs_embeds=embeds, attention_mask=mask, labels=labels, use_cache=False)
+            if labels is None:
+                return self.llm(inputs_embeds=embeds, attention_mask=mask, use_cache=False)
+            loss, n_tokens = self._loss(labels, mask, num_items_in_batch, inputs_embeds=embeds)
         finally:
             if self.adapter is not None:
                 self.adapter.set_context(None, None)
-        if labels is not None and self.cfg.link_loss_weight > 0 and nodes is not None:
+        if self.cfg.link_loss_weight > 0 and nodes is not None:
             real = g["has_graph"][g["graph_batch"]]
             keep_edges = real[g["graph_edge_index"][0]]
             lp = link_prediction_loss(nodes, g["graph_edge_index"][:, keep_edges], g["graph_batch"])
-            out.loss = out.loss + self.cfg.link_loss_weight * lp
-        return out
+            # a per-batch mean: weighted by this batch's share of the accumulated answer tokens, like the loss
+            share = 1.0 if num_items_in_batch is None else n_tokens / max(float(num_items_in_batch), 1.0)
+            loss = loss + self.cfg.link_loss_weight * lp * share
+        return CausalLMOutputWithPast(loss=loss)
 
     @torch.inference_mode()
     def generate(self, input_ids, attention_mask, graphs: list | None = None, **kwargs):
@@ -191,9 +180,7 @@ class GraphLLM(nn.Module):
         from safetensors.torch import save_file
 
         out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        if hasattr(self.llm, "peft_config"):
-            self.llm.save_pretrained(out)
+        super().save_trainable(out)
         state = {f"{name}.{k}": v.detach().contiguous().cpu() for name, m in self.graph_modules().items() for k, v in m.state_dict().items()}
         save_file(state, out / GRAPH_WEIGHTS)
         meta = {"graph": self.cfg.to_dict(), "node_dim": self.node_dim, "num_relations": self.num_relations}
@@ -204,22 +191,23 @@ class GraphLLM(nn.Module):
         from safetensors.torch import load_file
 
         src = Path(in_dir)
-        if with_peft and hasattr(self.llm, "peft_config") and (src / "adapter_model.safetensors").exists():
-            from peft import set_peft_model_state_dict
-
-            set_peft_model_state_dict(self.llm, load_file(str(src / "adapter_model.safetensors")))
+        if with_peft:
+            super().load_trainable(src)
         state = load_file(str(src / GRAPH_WEIGHTS))
         for name, m in self.graph_modules().items():
             part = {k.split(".", 1)[1]: v for k, v in state.items() if k.split(".", 1)[0] == name}
             m.load_state_dict(part)
 
 
+    def saved_files(self) -> tuple[str, ...]:
+        return super().saved_files() + (GRAPH_WEIGHTS, GRAPH_CONFIG)
+
+
 def saved_files(cfg: GraphPromptConfig) -> tuple[str, ...]:
     """The files a checkpoint of this mode must hold to be complete."""
-    adapter = ("adapter_config.json", "adapter_model.safetensors")
     if cfg.mode in ("graph", "adapter"):
-        return (adapter if cfg.uses_lora else ()) + (GRAPH_WEIGHTS, GRAPH_CONFIG)
-    return adapter
+        return (ADAPTER_FILES if cfg.uses_lora else ()) + (GRAPH_WEIGHTS, GRAPH_CONFIG)
+    return ADAPTER_FILES
 
 
 def load_graph_llm(base_model, tokenizer, weights_dir: str | Path) -> GraphLLM:

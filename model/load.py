@@ -64,13 +64,43 @@ def load_model(cfg: ModelConfig):
         kwargs["dtype"] = dtype
     log.info("loading %s (%s) from %s: %s, %s on %s", cfg.name, resolved.kind, resolved.path, cfg.quantization, dtype, device)
     model = AutoModelForCausalLM.from_pretrained(resolved.path, **kwargs)
+    if cfg.quantization == "nf4":
+        prepare_4bit(model)
     model.config.use_cache = True
     if model.generation_config is not None:
         model.generation_config.pad_token_id = tok.pad_token_id
     return model, tok
 
 
-def lora_config(cfg: ModelConfig):
+def prepare_4bit(model):
+    """A 4-bit model as QLoRA trains it, for training and inference alike (so a reloaded adapter gives the
+    logits it gave in training): base weights frozen, the unquantised ones (norms, embedding) in fp32, and
+    the 4-bit layers kept trainable after any inference on a CPU (model.quant)."""
+    from peft import prepare_model_for_kbit_training
+
+    from model.quant import keep_trainable_after_inference
+
+    prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)  # the trainer decides recomputation
+    keep_trainable_after_inference(model)
+    return model
+
+
+def freeze(model):
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model
+
+
+def ties_output_to_input(model, targets) -> bool:
+    """Whether a LoRA on these targets touches an output head that shares its weight with the input
+    embedding (SmolLM2 ties them; Llama-2 does not)."""
+    return bool(getattr(model.config, "tie_word_embeddings", False)) and any(
+        t in ("lm_head", "embed_tokens") for t in targets)
+
+
+def lora_config(cfg: ModelConfig, tied: bool = False):
+    """The study's LoRA. On a model whose lm_head is tied to its input embedding, peft ties the adapters as
+    well (`ensure_weight_tying`): the embedding gets the transposed LoRA of the head, as the tie implies."""
     from peft import LoraConfig
 
     return LoraConfig(
@@ -80,6 +110,7 @@ def lora_config(cfg: ModelConfig):
         target_modules=list(cfg.lora_targets),
         bias="none",
         task_type="CAUSAL_LM",
+        ensure_weight_tying=tied,
     )
 
 
@@ -87,12 +118,8 @@ def attach_lora(model, cfg: ModelConfig):
     """Wrap the model with a fresh LoRA adapter (the base stays frozen)."""
     from peft import get_peft_model
 
-    if getattr(model, "is_loaded_in_4bit", False):
-        # QLoRA: keep norms in fp32 for stability; no gradient checkpointing here (the trainer decides)
-        from peft import prepare_model_for_kbit_training
-
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
-    return get_peft_model(model, lora_config(cfg))
+    freeze(model)
+    return get_peft_model(model, lora_config(cfg, ties_output_to_input(model, cfg.lora_targets)))
 
 
 def count_parameters(model) -> tuple[int, int]:

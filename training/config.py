@@ -49,6 +49,8 @@ class TrainConfig:
     """Dev items generated at each checkpoint for selection."""
     dev_max_new_tokens: int = 256
     """Generation budget for dev answers during selection."""
+    dev_batch_size: int = 8
+    """Dev answers generated per batch during selection (independent of micro_batch_size)."""
     logging_steps: int = 5
     """Log loss, learning rate and tokens/s every N steps (CSV always, TensorBoard when installed)."""
     seed: int = 42
@@ -61,6 +63,8 @@ class TrainConfig:
         problems = []
         if self.prompt_style not in PROMPT_STYLES:
             problems.append(f"prompt_style must be one of {PROMPT_STYLES}, got {self.prompt_style!r}")
+        if self.dev_batch_size < 1:
+            problems.append(f"dev_batch_size must be positive, got {self.dev_batch_size}")
         if self.batch_size < 1 or self.micro_batch_size < 1:
             problems.append("batch_size and micro_batch_size must be positive")
         elif self.batch_size % self.micro_batch_size:

@@ -5,29 +5,19 @@ import logging
 
 from model.config import ModelConfig
 from model.graph_config import GraphPromptConfig
-from training.sft import ADAPTER_FILES, GraphInputs
+from training.sft import GraphInputs
 
 log = logging.getLogger(__name__)
-
-
-def freeze_base(model):
-    """Freeze every base weight; for a 4-bit model, also put norms in fp32 as QLoRA does."""
-    if getattr(model, "is_loaded_in_4bit", False):
-        from peft import prepare_model_for_kbit_training
-
-        return prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
-    for p in model.parameters():
-        p.requires_grad_(False)
-    return model
 
 
 def attach_prompt_tuning(model, model_path: str, cfg: GraphPromptConfig):
     """peft prompt tuning: `prompt_tokens` virtual tokens initialised from the study's instruction."""
     from peft import PromptTuningConfig, PromptTuningInit, get_peft_model
 
+    from model.load import freeze
     from prompting.templates import STUDY_INSTRUCTION
 
-    model = freeze_base(model)
+    model = freeze(model)
     pt = PromptTuningConfig(
         task_type="CAUSAL_LM", num_virtual_tokens=cfg.prompt_tokens, prompt_tuning_init=PromptTuningInit.TEXT,
         prompt_tuning_init_text=STUDY_INSTRUCTION, tokenizer_name_or_path=str(model_path),
@@ -37,21 +27,22 @@ def attach_prompt_tuning(model, model_path: str, cfg: GraphPromptConfig):
 
 def build_for_mode(base, tokenizer, model_cfg: ModelConfig, gcfg: GraphPromptConfig, node_dim: int = 384):
     """(trainable model, learning-rate groups, files of a complete checkpoint) for the mode."""
-    from model.graph_model import GraphLLM, saved_files
-    from model.load import attach_lora
-    from model.resolve import resolve_model
-
     from kg.schema import RELATIONS
+    from model.graph_model import GraphLLM
+    from model.load import attach_lora, freeze
+    from model.resolve import resolve_model
+    from model.trainable import TrainableLM
 
     if gcfg.mode in ("lora", "graph-text"):
-        return attach_lora(base, model_cfg), [], ADAPTER_FILES
+        model = TrainableLM(attach_lora(base, model_cfg))
+        return model, [], model.saved_files()
     if gcfg.mode == "prompt-tuning":
-        model = attach_prompt_tuning(base, resolve_model(model_cfg.name, model_cfg.cache_dir).path, gcfg)
+        model = TrainableLM(attach_prompt_tuning(base, resolve_model(model_cfg.name, model_cfg.cache_dir).path, gcfg))
         virtual = [p for n, p in model.named_parameters() if p.requires_grad]
-        return model, [(virtual, gcfg.prompt_tuning_lr)], ADAPTER_FILES
-    llm = attach_lora(base, model_cfg) if gcfg.uses_lora else freeze_base(base)
+        return model, [(virtual, gcfg.prompt_tuning_lr)], model.saved_files()
+    llm = attach_lora(base, model_cfg) if gcfg.uses_lora else freeze(base)
     model = GraphLLM(llm, gcfg, node_dim, len(RELATIONS), tokenizer.bos_token_id)
-    return model, [(model.graph_parameters(), gcfg.module_lr)], saved_files(gcfg)
+    return model, [(model.graph_parameters(), gcfg.module_lr)], model.saved_files()
 
 
 def graph_inputs(ctx, items, gcfg: GraphPromptConfig, files, lr_groups) -> tuple[GraphInputs, dict]:

@@ -14,11 +14,11 @@ from pathlib import Path
 import torch
 
 from data.schema import QAItem
+from model.trainable import ADAPTER_FILES
 from prompting.templates import encode_example
 from training.config import TrainConfig
 
 log = logging.getLogger(__name__)
-ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
 
 
 @dataclass
@@ -176,28 +176,42 @@ def dev_rouge_l(model, tokenizer, dev_items: list[QAItem], cfg: TrainConfig, gra
 
     ctx = graph.contexts if graph else {}
     prompts = [encode_prompt(build_prompt(it.question, tokenizer, cfg.prompt_style, ctx.get(it.id)), tokenizer) for it in dev_items]
-    settings = GenerationSettings(max_new_tokens=cfg.dev_max_new_tokens, batch_size=cfg.micro_batch_size)
+    settings = GenerationSettings(max_new_tokens=cfg.dev_max_new_tokens, batch_size=cfg.dev_batch_size)
     graphs = [graph.graphs.get(it.id) for it in dev_items] if graph and graph.uses_graphs else None
     gens = generate_answers(model, tokenizer, prompts, settings, stop_strings(cfg.prompt_style), graphs=graphs)
     return rouge([{"reference": it.answer, "prediction": g.text} for it, g in zip(dev_items, gens)])["rougeL"]
 
 
-def _trainer_class(graph_model: bool):
+def _trainer_class():
     from transformers import Trainer
 
-    if not graph_model:
-        return Trainer
-
-    class GraphTrainer(Trainer):
-        """Saves and restores only what a GraphLLM trains (PEFT adapter + graph modules), never the 4-bit base."""
+    class SFTTrainer(Trainer):
+        """Saves and restores only what a TrainableLM trains (PEFT adapter, graph modules), never the base."""
 
         def _save(self, output_dir=None, state_dict=None):
-            self.model.save_trainable(output_dir or self.args.output_dir)
+            self.accelerator.unwrap_model(self.model).save_trainable(output_dir or self.args.output_dir)
 
         def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
-            (model or self.model).load_trainable(resume_from_checkpoint)
+            self.accelerator.unwrap_model(model or self.model).load_trainable(resume_from_checkpoint)
 
-    return GraphTrainer
+    return SFTTrainer
+
+
+def peak_memory_mb() -> dict:
+    """Peak resident memory of this process so far (VmHWM, Linux) and, on CUDA, peak allocated GPU memory."""
+    out = {}
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    out["peak_rss_mb"] = round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        import resource
+
+        out["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    if torch.cuda.is_available():
+        out["peak_cuda_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+    return out
 
 
 def _optimizer(model, cfg: TrainConfig, graph: GraphInputs | None):
@@ -222,8 +236,13 @@ def train_sft(model, tokenizer, train_items: list[QAItem], dev_items: list[QAIte
     """
     from transformers import TrainingArguments
 
+    from model.quant import autograd_fallback_is_an_error
+    from model.trainable import TrainableLM
+
+    if not isinstance(model, TrainableLM):
+        model = TrainableLM(model)  # a bare PeftModel: the same answer-only loss and saving
     contexts = graph.contexts if graph else None
-    files = graph.files if graph else ADAPTER_FILES
+    files = graph.files if graph else model.saved_files()
     train_ds = tokenize_items(train_items, tokenizer, cfg.prompt_style, cfg.max_length, contexts)
     dev_ds = tokenize_items(dev_items, tokenizer, cfg.prompt_style, cfg.max_length, contexts)
     ckpt_dir = run_dir / "checkpoints"
@@ -264,7 +283,7 @@ def train_sft(model, tokenizer, train_items: list[QAItem], dev_items: list[QAIte
     )
     uses_graphs = bool(graph and graph.uses_graphs)
     keep_id = uses_graphs  # the collator looks graphs up by item id
-    trainer = _trainer_class(uses_graphs)(
+    trainer = _trainer_class()(
         model=model,
         args=args,
         train_dataset=train_ds if keep_id else train_ds.remove_columns(["id"]),
@@ -282,7 +301,8 @@ def train_sft(model, tokenizer, train_items: list[QAItem], dev_items: list[QAIte
         else:
             log.warning("no complete checkpoint in %s; starting from the beginning", ckpt_dir)
     t0 = time.time()
-    result = trainer.train(resume_from_checkpoint=resume_from)
+    with autograd_fallback_is_an_error():  # a backward through an op without one is a bug, never a warning
+        result = trainer.train(resume_from_checkpoint=resume_from)
     elapsed = time.time() - t0
     chosen = select_checkpoint(run_dir, cfg, files)
     return {
@@ -292,6 +312,7 @@ def train_sft(model, tokenizer, train_items: list[QAItem], dev_items: list[QAIte
         "tokens_seen": trainer.state.num_input_tokens_seen,
         "examples": len(train_ds),
         "chosen_checkpoint": chosen.name,
+        **peak_memory_mb(),
     }
 
 
