@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from model.decoding import MAX_NEW_TOKENS, NO_REPEAT_NGRAM, GenerationSettings
+
 SYSTEMS = ("plain", "finetuned", "graph", "graph-text", "adapter", "prompt-tuning")
 JUDGES = ("openai", "local")
 
@@ -36,12 +38,16 @@ class EvalConfig:
     """Where predictions, metrics and the report go; default <run_dir>/eval (or runs/eval-plain)."""
     prompt_style: str | None = None
     """Prompt style; default: the run's (the study's prompt for plain-only evaluations)."""
-    max_new_tokens: int = 256
+    max_new_tokens: int = MAX_NEW_TOKENS
     """Generation budget per answer, the same for every system."""
     batch_size: int = 8
     """Answers generated per batch."""
     repetition_penalty: float = 1.0
-    """Same for every system (1.0 = none)."""
+    """transformers' repetition penalty, the same for every system (1.0 = none; it also penalises copying the
+    prompt, so no_repeat_ngram is the default guard against loops)."""
+    no_repeat_ngram: int = NO_REPEAT_NGRAM
+    """Ban repeating any n-gram of this length within an answer (the prompt does not count), the same for every
+    system; 0 switches it off."""
     bertscore_model: str | None = None
     """Backbone for BERTScore: an HF id in the local cache or a folder (default: the bundled all-MiniLM-L6-v2)."""
     judge: str | None = None
@@ -80,6 +86,11 @@ class EvalConfig:
     judge_cache_dir: str | None = None
     """Folder of the judgement cache (a rerun asks only what is missing or failed); default <out_dir>/geval_cache."""
 
+    def generation_settings(self) -> GenerationSettings:
+        """The decoding every system uses in this evaluation (recorded in metrics.json)."""
+        return GenerationSettings(max_new_tokens=self.max_new_tokens, batch_size=self.batch_size,
+                                  repetition_penalty=self.repetition_penalty, no_repeat_ngram=self.no_repeat_ngram)
+
     def judge_config(self):
         """The evaluation.judge.JudgeConfig of an "openai" judge (api_key stays None: read from the environment)."""
         from evaluation.judge import JudgeConfig
@@ -101,6 +112,8 @@ class EvalConfig:
             problems.append(f"sample must be positive or None, got {self.sample}")
         if self.max_new_tokens < 1 or self.batch_size < 1:
             problems.append("max_new_tokens and batch_size must be positive")
+        if self.no_repeat_ngram < 0 or self.no_repeat_ngram == 1:
+            problems.append(f"no_repeat_ngram must be 0 (off) or at least 2, got {self.no_repeat_ngram}")
         problems += self._judge_problems()
         if problems:
             raise ValueError("Invalid EvalConfig:\n  - " + "\n  - ".join(problems))

@@ -61,7 +61,6 @@ def sample_items(items: list[QAItem], n: int | None, seed: int) -> list[QAItem]:
 
 
 def evaluate(cfg: EvalConfig, progress: bool = True) -> EvalResult:
-    from model.generate import GenerationSettings
     from prompting.templates import stop_strings
 
     from evaluation.metrics import configure
@@ -75,7 +74,7 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> EvalResult:
     all_items = read_split(eval_file)
     items = sample_items(all_items, cfg.sample, cfg.sample_seed)
     out_dir = Path(cfg.out_dir or (Path(cfg.run_dir) / "eval" if cfg.run_dir else Path("runs/eval-plain")))
-    settings = GenerationSettings(max_new_tokens=cfg.max_new_tokens, batch_size=cfg.batch_size, repetition_penalty=cfg.repetition_penalty)
+    settings = cfg.generation_settings()
     stops = stop_strings(style)
 
     from evaluation.systems import SystemRunner, find_system_runs

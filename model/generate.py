@@ -2,27 +2,13 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 
+from model.decoding import GenerationSettings  # noqa: F401  (re-exported: callers import it from here)
+
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class GenerationSettings:
-    """Decoding settings; every system in a comparison uses the same ones."""
-
-    max_new_tokens: int = 256
-    do_sample: bool = False
-    temperature: float = 1.0
-    top_p: float = 1.0
-    repetition_penalty: float = 1.0
-    batch_size: int = 8
-    seed: int = 0
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 @dataclass
@@ -31,6 +17,35 @@ class Generation:
     raw_text: str  # everything generated before EOS (or the limit), stop strings included
     new_tokens: int  # tokens generated, EOS included
     stop_reason: str  # "eos" | "stop_string" | "length"
+
+
+class AnswerNoRepeatNGram:
+    """A logits processor that bans the token which would repeat an n-gram the answer already holds.
+
+    transformers' `no_repeat_ngram_size` counts the prompt too, so it would forbid copying a phrase of the
+    question or of the graph evidence, and it sees a different sequence when the prompt comes as embeddings
+    (graph systems) than as ids. This one counts only the generated tokens, the same way for every system. A
+    loop needs a repeated n-gram, so it cannot start; the model has to go on or end."""
+
+    def __init__(self, n: int):
+        if n < 2:
+            raise ValueError(f"no_repeat_ngram must be at least 2 (or 0 for off), got {n}")
+        self.n = n
+        self.start: int | None = None  # prompt width at the first call: what follows is the answer
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        if self.start is None:
+            self.start = input_ids.shape[1]
+        answer = input_ids[:, self.start :].tolist()
+        k = self.n - 1
+        for row, toks in enumerate(answer):
+            if len(toks) < self.n:
+                continue
+            tail = toks[len(toks) - k :]
+            banned = {toks[i + k] for i in range(len(toks) - k) if toks[i : i + k] == tail}
+            if banned:
+                scores[row, list(banned)] = -float("inf")
+        return scores
 
 
 def classify_stop(new_ids: list[int], text_before_eos: str, eos_ids: set[int], stops: list[str], max_new_tokens: int):
@@ -75,6 +90,10 @@ def generate_batch(model, tokenizer, prompt_ids: list[list[int]], settings: Gene
         kwargs.update(temperature=settings.temperature, top_p=settings.top_p)
     else:
         kwargs.update(temperature=None, top_p=None, top_k=None)
+    if settings.no_repeat_ngram:
+        from transformers import LogitsProcessorList
+
+        kwargs["logits_processor"] = LogitsProcessorList([AnswerNoRepeatNGram(settings.no_repeat_ngram)])
     if graphs is not None:
         kwargs["graphs"] = graphs
     out = model.generate(input_ids=input_ids.to(device), attention_mask=attention.to(device), **kwargs)

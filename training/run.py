@@ -128,6 +128,11 @@ def run(args: argparse.Namespace) -> int:
     systems = list(dict.fromkeys(["plain"] + (["finetuned"] if with_baseline else []) + [gcfg.system]))
     eval_section = {"systems": systems, **cfgs["eval"], "run_dir": str(run_dir)}
     eval_cfg = EvalConfig(**eval_section)
+    from dataclasses import replace
+
+    # dev answers are decoded as the evaluation will decode them, within the dev budget
+    dev_settings = replace(eval_cfg.generation_settings(), max_new_tokens=train_cfg.dev_max_new_tokens,
+                           batch_size=train_cfg.dev_batch_size)
     run_dir.mkdir(parents=True, exist_ok=True)
     config = {name: asdict(c) for name, c in cfgs.items() if name != "eval"} | {"eval": asdict(eval_cfg)}
     config["store"]["password"] = None  # never written to disk; taken from the flag or $NEO4J_PASSWORD again
@@ -154,8 +159,6 @@ def run(args: argparse.Namespace) -> int:
             print(f"baseline LoRA run already trained: {base_dir}")
         else:
             print(f"training the plain LoRA baseline (the finetuned system) in {base_dir}")
-            from dataclasses import replace
-
             from model.graph_config import GraphPromptConfig
 
             base_train = replace(train_cfg, run_dir=str(base_dir), resume=train_cfg.resume and base_dir.exists())
@@ -164,9 +167,9 @@ def run(args: argparse.Namespace) -> int:
             (base_dir / "config.json").write_text(json.dumps(
                 {n: asdict(c) for n, c in base_cfgs.items() if n != "eval"} | {"eval": asdict(eval_cfg)} | {"store": config["store"]},
                 indent=2, sort_keys=True) + "\n")
-            train_one(base_cfgs, train_items, prepared.splits.dev, base_dir)
+            train_one(base_cfgs, train_items, prepared.splits.dev, base_dir, dev_settings)
 
-    train_one(cfgs, train_items, prepared.splits.dev, run_dir)
+    train_one(cfgs, train_items, prepared.splits.dev, run_dir, dev_settings)
     if args.no_eval:
         print(f"run directory: {run_dir}")
         return 0
@@ -184,7 +187,7 @@ MODE_HELP = {
 }
 
 
-def train_one(cfgs: dict, train_items, dev_items, run_dir: Path) -> dict:
+def train_one(cfgs: dict, train_items, dev_items, run_dir: Path, dev_settings=None) -> dict:
     """Load the base model, make it what the mode trains, gather graph inputs, train, and save."""
     import torch
 
@@ -212,7 +215,7 @@ def train_one(cfgs: dict, train_items, dev_items, run_dir: Path) -> dict:
               f"{info['mean_nodes']} nodes and {info['mean_evidence_lines']} evidence lines on average")
     elif lr_groups:
         graph = GraphInputs(files=files, lr_groups=lr_groups)
-    summary = train_sft(model, tok, train_items, dev_items, train_cfg, run_dir, graph=graph)
+    summary = train_sft(model, tok, train_items, dev_items, train_cfg, run_dir, graph=graph, dev_settings=dev_settings)
     (run_dir / "train_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(
         f"trained {summary['global_step']} steps in {summary['train_seconds']:.0f}s "

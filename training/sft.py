@@ -98,7 +98,8 @@ def complete_checkpoints(ckpt_dir: Path, files: tuple[str, ...] = ADAPTER_FILES)
     return good
 
 
-def _callbacks(cfg: TrainConfig, run_dir: Path, dev_items: list[QAItem], tokenizer, dev_dataset, graph: GraphInputs | None):
+def _callbacks(cfg: TrainConfig, run_dir: Path, dev_items: list[QAItem], tokenizer, dev_dataset, graph: GraphInputs | None,
+               dev_settings=None):
     from transformers import TrainerCallback
 
     class CsvLog(TrainerCallback):
@@ -141,7 +142,7 @@ def _callbacks(cfg: TrainConfig, run_dir: Path, dev_items: list[QAItem], tokeniz
             if cfg.select_on == "last" or not dev_items:
                 return
             if cfg.select_on == "dev_rougeL":
-                score = dev_rouge_l(model, tokenizer, dev_items, cfg, graph)
+                score = dev_rouge_l(model, tokenizer, dev_items, cfg, graph, dev_settings)
             else:
                 score = -dev_loss(model, dev_dataset, tokenizer, graph)
             scores = json.loads(self.path.read_text()) if self.path.exists() else {}
@@ -169,14 +170,15 @@ def dev_loss(model, dev_dataset, tokenizer, graph: GraphInputs | None = None, ba
     return total / max(count, 1)
 
 
-def dev_rouge_l(model, tokenizer, dev_items: list[QAItem], cfg: TrainConfig, graph: GraphInputs | None = None) -> float:
+def dev_rouge_l(model, tokenizer, dev_items: list[QAItem], cfg: TrainConfig, graph: GraphInputs | None = None,
+                settings=None) -> float:
     from evaluation.metrics import rouge
     from model.generate import GenerationSettings, generate_answers
     from prompting.templates import build_prompt, encode_prompt, stop_strings
 
     ctx = graph.contexts if graph else {}
     prompts = [encode_prompt(build_prompt(it.question, tokenizer, cfg.prompt_style, ctx.get(it.id)), tokenizer) for it in dev_items]
-    settings = GenerationSettings(max_new_tokens=cfg.dev_max_new_tokens, batch_size=cfg.dev_batch_size)
+    settings = settings or GenerationSettings(max_new_tokens=cfg.dev_max_new_tokens, batch_size=cfg.dev_batch_size)
     graphs = [graph.graphs.get(it.id) for it in dev_items] if graph and graph.uses_graphs else None
     gens = generate_answers(model, tokenizer, prompts, settings, stop_strings(cfg.prompt_style), graphs=graphs)
     return rouge([{"reference": it.answer, "prediction": g.text} for it, g in zip(dev_items, gens)])["rougeL"]
@@ -227,12 +229,14 @@ def _optimizer(model, cfg: TrainConfig, graph: GraphInputs | None):
 
 
 def train_sft(model, tokenizer, train_items: list[QAItem], dev_items: list[QAItem], cfg: TrainConfig, run_dir: Path, extra_callbacks=(),
-              graph: GraphInputs | None = None) -> dict:
+              graph: GraphInputs | None = None, dev_settings=None) -> dict:
     """Train the (LoRA-wrapped, prompt-tuned or graph) model; return a summary. The chosen checkpoint's
     trainable weights are copied to run_dir/adapter.
 
     extra_callbacks: more `TrainerCallback`s (benchmarks time steps with one, tests inject faults).
     graph: evidence, graphs and learning-rate groups of a graph-family run (None: plain SFT).
+    dev_settings: the decoding of dev answers (model.decoding.GenerationSettings; training.run passes the
+    evaluation's, so the checkpoint is chosen on answers decoded as the evaluation will decode them).
     """
     from transformers import TrainingArguments
 
@@ -288,7 +292,8 @@ def train_sft(model, tokenizer, train_items: list[QAItem], dev_items: list[QAIte
         args=args,
         train_dataset=train_ds if keep_id else train_ds.remove_columns(["id"]),
         data_collator=PadCollator(tokenizer.pad_token_id, graph.graphs if uses_graphs else None, graph.node_dim if graph else 384),
-        callbacks=_callbacks(cfg, run_dir, dev_items[: cfg.dev_limit], tokenizer, dev_ds if keep_id else dev_ds.remove_columns(["id"]), graph)
+        callbacks=_callbacks(cfg, run_dir, dev_items[: cfg.dev_limit], tokenizer, dev_ds if keep_id else dev_ds.remove_columns(["id"]), graph,
+                             dev_settings)
         + list(extra_callbacks),
         optimizers=(_optimizer(model, cfg, graph), None),
     )

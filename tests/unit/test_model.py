@@ -69,3 +69,40 @@ def test_batched_generation_matches_one_by_one(tiny_model, tokenizer):
     single = [generate_answers(tiny_model, tokenizer, [p], GenerationSettings(max_new_tokens=6, batch_size=1), [])[0] for p in prompts]
     assert [g.raw_text for g in batched] == [g.raw_text for g in single]
     assert all(g.stop_reason in ("length", "eos") for g in batched)
+
+
+def test_answer_no_repeat_ngram_ignores_the_prompt_and_bans_repeats_in_the_answer():
+    from model.generate import AnswerNoRepeatNGram
+
+    proc = AnswerNoRepeatNGram(3)
+    prompt = torch.tensor([[7, 8, 9, 7, 8]])  # the prompt repeats "7 8": copying it stays allowed
+    scores = proc(prompt, torch.zeros(1, 12))
+    assert torch.isfinite(scores).all()
+    # the answer so far: 1 2 3 1 2 -> "1 2" was followed by 3 once, so 3 is banned now, nothing else
+    ids = torch.cat([prompt, torch.tensor([[1, 2, 3, 1, 2]])], dim=1)
+    scores = proc(ids, torch.zeros(1, 12))
+    assert torch.isinf(scores[0, 3]) and torch.isfinite(scores[0, [i for i in range(12) if i != 3]]).all()
+    with pytest.raises(ValueError):
+        AnswerNoRepeatNGram(1)
+
+
+def test_generation_with_the_ngram_ban_never_repeats_an_ngram(tiny_model, tokenizer):
+    from transformers import LogitsProcessorList
+
+    from model.generate import AnswerNoRepeatNGram
+
+    with torch.no_grad():  # a model that loops: one token is always the likeliest
+        tiny_model.lm_head.weight.mul_(0.01)
+        tiny_model.lm_head.weight[5] += 1.0
+    x = torch.tensor([tokenizer("a prompt")["input_ids"]])
+
+    def answer(processors):
+        out = tiny_model.generate(input_ids=x, attention_mask=torch.ones_like(x), max_new_tokens=30, do_sample=False,
+                                  logits_processor=processors, pad_token_id=tokenizer.pad_token_id, eos_token_id=None)
+        ids = out[0, x.shape[1]:].tolist()
+        return [tuple(ids[i:i + 3]) for i in range(len(ids) - 2)]
+
+    looping = answer(LogitsProcessorList())
+    assert len(set(looping)) < len(looping)
+    grams = answer(LogitsProcessorList([AnswerNoRepeatNGram(3)]))
+    assert len(grams) == 28 and len(set(grams)) == len(grams)
