@@ -115,18 +115,19 @@ class _NoWordNet:
 def _wordnet():
     global _WORDNET
     if _WORDNET is None:
-        import nltk
+        from evaluation.wordnet import ensure_on_path
 
+        ensure_on_path()  # Debian's WordNet 3.0, installed by scripts/setup.sh into the project's nltk folder
         try:
-            nltk.data.find("corpora/wordnet.zip")
             from nltk.corpus import wordnet
 
-            wordnet.synsets("test")
+            wordnet.ensure_loaded()
             _WORDNET = wordnet
-        except LookupError:
+        except (LookupError, OSError):
             _WORDNET = _NoWordNet()
-            note = ("METEOR: nltk's WordNet data is not on this machine, so METEOR matched exact words and stems only "
-                    "(no synonyms); scores are lower than WordNet METEOR and not comparable with published ones.")
+            note = ("METEOR: WordNet is not installed (bash scripts/setup.sh installs Debian's wordnet-base), so METEOR "
+                    "matched exact words and stems only (no synonyms); scores are lower than WordNet METEOR and not "
+                    "comparable with published ones.")
             if note not in NOTES:
                 NOTES.append(note)
     return _WORDNET

