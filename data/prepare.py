@@ -49,15 +49,24 @@ def cross_split_near_duplicates(splits: Splits, embeddings: dict[str, np.ndarray
     return int(((a @ b.T) >= threshold).sum())
 
 
-def prepare(cfg: DataConfig) -> PreparedData:
-    """Run the whole data stage and write the split files; deterministic for a given corpus and config."""
+@dataclass
+class SplitResult:
+    items: list[QAItem]  # every valid item read
+    kept: list[QAItem]  # after de-duplication
+    pairs: list  # the duplicate pairs merged
+    splits: Splits
+    embeddings: dict[str, np.ndarray]  # question embeddings by item id
+
+
+def split_corpus(cfg: DataConfig) -> SplitResult:
+    """Load, validate, de-duplicate, curate and split, without writing the split files (the concept graph
+    uses this to leave the eval split's answers out); deterministic for a given corpus and config."""
     from data.dedup import deduplicate
+    from data.embedding import embed_cached
 
     items, _ = load_items(cfg.corpus, cfg.field_map, cfg.default_domain, cfg.max_question_chars, cfg.max_answer_chars)
     log.info("loaded %d valid items", len(items))
     # question embeddings serve dedup (method "embedding"), curation's diversity term and the leak check
-    from data.embedding import embed_cached
-
     vecs = embed_cached([it.question for it in items], Path(cfg.out_dir) / "question_embeddings.npz")
     embeddings = {it.id: v for it, v in zip(items, vecs)}
     kept, pairs = deduplicate(items, cfg.near_dup_threshold, cfg.dedup_method, embeddings)
@@ -66,6 +75,13 @@ def prepare(cfg: DataConfig) -> PreparedData:
             f"only {len(kept)} unique items after de-duplication; need more than train_size={cfg.train_size}"
         )
     splits = make_splits(kept, cfg.train_size, cfg.dev_size, cfg.eval_size, cfg.seed, embeddings)
+    return SplitResult(items, kept, pairs, splits, embeddings)
+
+
+def prepare(cfg: DataConfig) -> PreparedData:
+    """Run the whole data stage and write the split files; deterministic for a given corpus and config."""
+    result = split_corpus(cfg)
+    items, kept, pairs, splits, embeddings = result.items, result.kept, result.pairs, result.splits, result.embeddings
 
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -30,6 +30,8 @@ def main(argv: list[str] | None = None) -> int:
             "merges": len(data.merges),
             "ambiguous_aliases_removed": len(data.ambiguous_aliases),
             "documents": len(data.documents),
+            "built_from": {"qa_items": cfg.qa_items, "qa_documents": sum("#" not in d.id for d in data.documents),
+                           "note_documents": sum("#" in d.id for d in data.documents)},
             "triples_by_source": _by_source(data.triples),
             **written,
             "seconds": round(time.time() - t0, 1),

@@ -66,10 +66,21 @@ def concept_text(c: Concept) -> str:
     return f"{c.name}: {c.definition}" if c.definition else c.name
 
 
-def load_documents(cfg: KGConfig) -> list[Document]:
-    from data.loaders import load_items
+def graph_items(cfg: KGConfig):
+    """The QA items the graph is built from (see KGConfig.qa_items) and how many eval items were left out."""
+    if cfg.qa_items == "all":
+        from data.loaders import load_items
 
-    items, _ = load_items(cfg.corpus)
+        return load_items(cfg.corpus)[0], 0
+    from data.config import DataConfig
+    from data.prepare import split_corpus
+
+    splits = split_corpus(DataConfig(corpus=list(cfg.corpus))).splits
+    return splits.train + splits.dev, len(splits.eval)
+
+
+def load_documents(cfg: KGConfig) -> list[Document]:
+    items, _ = graph_items(cfg)
     docs = [Document(it.id, f"{it.question}\n{it.answer}", it.domain) for it in sorted(items, key=lambda i: i.id)]
     return docs + read_notes(cfg.notes)
 

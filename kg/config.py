@@ -5,11 +5,18 @@ from dataclasses import dataclass, field
 
 from data.config import SHIPPED_CORPUS_DIR
 
+QA_ITEMS = ("train", "all")
+
 
 @dataclass
 class KGConfig:
     corpus: list[str] = field(default_factory=lambda: [str(SHIPPED_CORPUS_DIR)])
     """QA files or folders the triples are extracted from (the data package's loaders read them)."""
+    qa_items: str = "train"
+    """Which QA items the graph reads: "train" (the curated training items, dev included, as `python -m
+    data.prepare` splits these corpus files with its default settings: the eval split's questions and answers
+    never reach the graph that answers them) or "all" (every item; for browsing the whole corpus in Neo4j, not
+    for evaluating on it)."""
     notes: list[str] = field(default_factory=list)
     """A user's own Markdown or text notes (files or folders) to extract from as well."""
     vocab: list[str] = field(default_factory=list)
@@ -65,6 +72,8 @@ class KGConfig:
 
     def __post_init__(self) -> None:
         problems = []
+        if self.qa_items not in QA_ITEMS:
+            problems.append(f"qa_items must be one of {QA_ITEMS}, got {self.qa_items!r}")
         if not 0 <= self.hops <= 4:
             problems.append(f"hops must be in [0, 4], got {self.hops}")
         if self.seed_top_k < 0 or self.pcst_node_topk < 1 or self.pcst_edge_topk < 0:

@@ -213,3 +213,36 @@ def test_notes_are_read_and_update_the_graph_incrementally(built, kg_dirs, tmp_p
         assert {"dropout", "regularization", "overfitting", "gradient-descent"} <= {r["id"] for r in rows}
     finally:
         run_cli("kg.server", "stop", "--data_dir", str(db), check=False)
+
+
+def test_no_eval_item_reaches_the_graph_or_its_evidence(built, kg_dirs, prepared_data):
+    """The graph that answers eval questions is built without them: no QA node, no triple's provenance and no
+    evidence line of an eval question comes from an eval item's text."""
+    from data.loaders import read_split
+    from kg.config import KGConfig
+    from kg.store import StoreConfig, open_store
+    from prompting.graph_prompt import GraphContext
+
+    eval_items = read_split(prepared_data / "eval.jsonl")
+    fit_ids = {it.id for part in ("train", "dev") for it in read_split(prepared_data / f"{part}.jsonl")}
+    eval_ids = {it.id for it in eval_items}
+    assert built["built_from"] == {"qa_items": "train", "qa_documents": len(fit_ids), "note_documents": 0}
+    with open_store(StoreConfig(data_dir=str(kg_dirs[0]))) as store:
+        qa_ids = {r["id"] for r in store.run("MATCH (q:QA) RETURN q.id AS id")}
+        triples = {(r["h"], r["rel"], r["t"]): (r["source"], r["provenance"] or []) for r in store.run(
+            "MATCH (h:Concept)-[r]->(t:Concept) RETURN h.id AS h, type(r) AS rel, t.id AS t, r.source AS source, "
+            "r.provenance AS provenance")}
+    assert qa_ids == fit_ids
+    from_text = [p for source, p in triples.values() if source != "curated"]
+    assert from_text, "the build extracted no triple from text; the check below would be empty"
+    assert not [p for p in from_text if set(p) & eval_ids]
+    ctx = GraphContext(KGConfig(work_dir=str(kg_dirs[1])), StoreConfig(data_dir=str(kg_dirs[0]))).open()
+    sample = eval_items[:40]
+    checked = 0
+    for item, gp in zip(sample, ctx.prompts([it.question for it in sample], text=True, graph=False)):
+        for e in gp.subgraph.edges:
+            key = (gp.subgraph.nodes[e.head].id, e.relation, gp.subgraph.nodes[e.tail].id)
+            source, prov = triples[key]  # every evidence triple is one of the graph's
+            assert not set(prov) & eval_ids, (item.id, key, prov)
+            checked += 1
+    assert checked > 40
