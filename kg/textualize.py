@@ -11,8 +11,34 @@ from kg.index import RELATION_LIST, RELATION_WORDS
 from kg.schema import Subgraph
 
 
-def evidence_lines(sg: Subgraph, max_triples: int = 12, max_definitions: int = 3) -> list[str]:
-    """Numbered evidence the answer can cite; empty when the subgraph is empty (never invented)."""
+SYMMETRIC = ("CONTRASTS_WITH", "RELATED_TO")  # "a contrasts with b" and "b contrasts with a" say one thing
+
+
+def ranked_edges(sg: Subgraph) -> list:
+    """The subgraph's edges, most relevant to the question first: an edge touching a seed concept before one
+    that does not, then by the summed question similarity of its two concepts; typed relations before
+    RELATED_TO; a symmetric pair stated once."""
+    seeds = set(sg.seeds)
+    seen: set[tuple] = set()
+    out = []
+    for e in sg.edges:
+        key = (e.relation, *sorted((e.head, e.tail))) if e.relation in SYMMETRIC else (e.relation, e.head, e.tail)
+        if key in seen:
+            continue
+        seen.add(key)
+        out.append(e)
+
+    def relevance(e):
+        h, t = sg.nodes[e.head], sg.nodes[e.tail]
+        touches_seed = h.id in seeds or t.id in seeds
+        return (not touches_seed, e.relation == "RELATED_TO", -(h.score + t.score), e.head, e.tail)
+
+    return sorted(out, key=relevance)
+
+
+def evidence_lines(sg: Subgraph, max_triples: int = 12, max_definitions: int = 3, max_paths: int = 3) -> list[str]:
+    """Numbered evidence the answer can cite, most relevant first; empty when the subgraph is empty (never
+    invented). Definitions of the seed concepts, paths between them, then the ranked triples."""
     if sg.empty:
         return []
     lines: list[str] = []
@@ -21,10 +47,10 @@ def evidence_lines(sg: Subgraph, max_triples: int = 12, max_definitions: int = 3
         node = by_id.get(cid)
         if node and ": " in node.text:
             lines.append(node.text)
-    for path in sg.paths[:3]:
+    for path in sg.paths[:max_paths]:
         if len(path) > 2:
             lines.append("path: " + " - ".join(by_id[c].name for c in path if c in by_id))
-    for e in sg.edges[:max_triples]:
+    for e in ranked_edges(sg)[:max_triples]:
         lines.append(f"{sg.nodes[e.head].name} {RELATION_WORDS[e.relation]} {sg.nodes[e.tail].name}")
     return [f"[{i}] {line}" for i, line in enumerate(lines, 1)]
 

@@ -57,6 +57,10 @@ class GraphPromptConfig:
     """Triples in the textual evidence (the longest part of it)."""
     evidence_definitions: int = 2
     """Seed-concept definitions in the textual evidence."""
+    evidence_dropout: float = 0.0
+    """Share of training items (drawn with the training seed) that get the plain prompt: no evidence, no soft
+    tokens, as a question the graph knows nothing about gets; the model learns to use the graph where it has
+    something without depending on it. Dev and eval items always get what the graph has."""
     train_baseline: bool = True
     """For a graph-family mode: also train the plain LoRA run (the `finetuned` system) on the same items, in
     <run_dir>/systems/finetuned, so the closing evaluation compares plain, finetuned and this mode."""
@@ -79,6 +83,8 @@ class GraphPromptConfig:
             problems.append("graph mode with soft_tokens 0 and text_evidence off would use no graph at all")
         if self.mode == "graph" and not self.lora and self.soft_tokens == 0:
             problems.append("graph mode without LoRA needs soft tokens (nothing else would train)")
+        if not 0.0 <= self.evidence_dropout < 1.0:
+            problems.append(f"evidence_dropout must be in [0, 1), got {self.evidence_dropout}")
         if self.link_loss_weight < 0:
             problems.append("link_loss_weight must be >= 0")
         if self.link_loss_weight > 0 and not self.uses_gnn:

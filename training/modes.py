@@ -45,14 +45,27 @@ def build_for_mode(base, tokenizer, model_cfg: ModelConfig, gcfg: GraphPromptCon
     return model, [(model.graph_parameters(), gcfg.module_lr)], model.saved_files()
 
 
-def graph_inputs(ctx, items, gcfg: GraphPromptConfig, files, lr_groups) -> tuple[GraphInputs, dict]:
-    """Evidence text and PyG graphs for every item (by id), and a summary of how many fell back."""
+def graph_inputs(ctx, items, gcfg: GraphPromptConfig, files, lr_groups, dropped: frozenset = frozenset()
+                 ) -> tuple[GraphInputs, dict]:
+    """Evidence text and PyG graphs for every item (by id), and a summary of how many fell back. Items in
+    `dropped` (evidence dropout) get neither, like a question without a subgraph."""
     prompts = ctx.prompts([it.question for it in items], text=gcfg.uses_text, graph=gcfg.uses_gnn,
                           max_triples=gcfg.evidence_triples, max_definitions=gcfg.evidence_definitions)
-    contexts = {it.id: p.context for it, p in zip(items, prompts)}
-    graphs = {it.id: p.data for it, p in zip(items, prompts)} if gcfg.uses_gnn else {}
+    contexts = {it.id: None if it.id in dropped else p.context for it, p in zip(items, prompts)}
+    graphs = {it.id: None if it.id in dropped else p.data for it, p in zip(items, prompts)} if gcfg.uses_gnn else {}
     fallback = sum(p.fallback for p in prompts)
-    summary = {"items": len(items), "fallback_plain_prompt": fallback,
+    summary = {"items": len(items), "fallback_plain_prompt": fallback, "evidence_dropped": len(dropped),
                "mean_evidence_lines": round(sum(len(p.evidence) for p in prompts) / max(len(prompts), 1), 2),
                "mean_nodes": round(sum(len(p.subgraph.nodes) for p in prompts) / max(len(prompts), 1), 2)}
     return GraphInputs(contexts=contexts, graphs=graphs, node_dim=ctx.node_dim, files=files, lr_groups=lr_groups), summary
+
+
+def evidence_dropout(items, share: float, seed: int) -> frozenset:
+    """The ids of the training items that get the plain prompt (a fixed draw for a given seed)."""
+    import random
+
+    if share <= 0:
+        return frozenset()
+    rng = random.Random(seed)
+    ids = sorted(it.id for it in items)
+    return frozenset(rng.sample(ids, round(share * len(ids))))

@@ -193,7 +193,7 @@ def train_one(cfgs: dict, train_items, dev_items, run_dir: Path, dev_settings=No
 
     from model.graph_adapter import llama2_7b_report
     from model.load import load_model, trainable_report
-    from training.modes import build_for_mode, graph_inputs
+    from training.modes import build_for_mode, evidence_dropout, graph_inputs
     from training.sft import GraphInputs, train_sft
 
     model_cfg, train_cfg, gcfg = cfgs["model"], cfgs["train"], cfgs["graph"]
@@ -210,8 +210,11 @@ def train_one(cfgs: dict, train_items, dev_items, run_dir: Path, dev_settings=No
     if gcfg.mode in ("graph", "adapter"):
         print(llama2_7b_report(gcfg))
     if ctx is not None:
-        graph, info = graph_inputs(ctx, list(train_items) + list(dev_items[: train_cfg.dev_limit]), gcfg, files, lr_groups)
+        dropped = evidence_dropout(train_items, gcfg.evidence_dropout, train_cfg.seed)
+        graph, info = graph_inputs(ctx, list(train_items) + list(dev_items[: train_cfg.dev_limit]), gcfg, files,
+                                   lr_groups, dropped)
         print(f"graph inputs: {info['items']} questions, {info['fallback_plain_prompt']} without a subgraph (plain prompt), "
+              f"{info['evidence_dropped']} training items given the plain prompt (evidence dropout), "
               f"{info['mean_nodes']} nodes and {info['mean_evidence_lines']} evidence lines on average")
     elif lr_groups:
         graph = GraphInputs(files=files, lr_groups=lr_groups)
