@@ -113,6 +113,9 @@ def retrieve_subgraph(index: GraphIndex, question: str, cfg: KGConfig, q_vec: np
         from data.embedding import get_embedder
 
         q_vec = get_embedder().encode([question])[0]
+    # in the index's dtype: a float64 query would make numpy upcast the whole (n, d) matrix on every call
+    # (numpy 2 promotes float32 @ float64 to float64), 20x slower at 100,000 concepts
+    q_vec = np.asarray(q_vec, dtype=index.node_emb.dtype)
     lexical = [index.pos[c] for c in index.lexical_matches(question)]
     sims = index.node_emb @ q_vec
     emb_seeds = []

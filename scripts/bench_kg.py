@@ -169,7 +169,7 @@ def main() -> int:
     rng = np.random.default_rng(1)
     targets = rng.integers(0, args.synthetic_nodes, args.queries)
     sq = syn.node_emb[targets] + 0.5 * rng.standard_normal((args.queries, q_vecs.shape[1]), dtype=np.float32) / np.sqrt(q_vecs.shape[1])
-    sq /= np.linalg.norm(sq, axis=1, keepdims=True)
+    sq = (sq / np.linalg.norm(sq, axis=1, keepdims=True)).astype(np.float32)  # as the encoder gives them
     syn_questions = [f"question about synthetic concept {t}?" for t in targets]
     ours_syn = time_ours(syn, syn_questions, sq, cfg)
     pyg_syn = time_pyg(syn, sq, args.pyg_queries)
