@@ -113,6 +113,9 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> EvalResult:
                 append_rows(cache_path, rows)
                 cached.update({r["id"]: r for r in rows})
             runner.close()
+            from model.load import release_memory
+
+            release_memory()
         rewrite_clean(cache_path, list(cached.values()))  # drops any half-written line a kill left behind
         all_rows[system] = [cached[it.id] for it in items]
 

@@ -79,8 +79,7 @@ class SystemRunner:
         if self.ctx is None:
             return None
         g = self.gcfg
-        return self.ctx.prompts(questions, text=g.uses_text, graph=g.uses_gnn, max_triples=g.evidence_triples,
-                                max_definitions=g.evidence_definitions)
+        return self.ctx.prompts(questions, text=g.uses_text, graph=g.uses_gnn, **g.evidence_limits())
 
     def answer(self, items, progress_desc: str | None = None):
         """[(Generation, extras)] for the items; extras carry evidence, fallback and subgraph for graph systems."""

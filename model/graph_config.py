@@ -57,6 +57,8 @@ class GraphPromptConfig:
     """Triples in the textual evidence (the longest part of it)."""
     evidence_definitions: int = 2
     """Seed-concept definitions in the textual evidence."""
+    evidence_paths: int = 1
+    """Paths between seed concepts in the textual evidence (MindMap's path evidence)."""
     evidence_dropout: float = 0.0
     """Share of training items (drawn with the training seed) that get the plain prompt: no evidence, no soft
     tokens, as a question the graph knows nothing about gets; the model learns to use the graph where it has
@@ -85,6 +87,8 @@ class GraphPromptConfig:
             problems.append("graph mode without LoRA needs soft tokens (nothing else would train)")
         if not 0.0 <= self.evidence_dropout < 1.0:
             problems.append(f"evidence_dropout must be in [0, 1), got {self.evidence_dropout}")
+        if min(self.evidence_triples, self.evidence_definitions, self.evidence_paths) < 0:
+            problems.append("evidence_triples, evidence_definitions and evidence_paths must be >= 0")
         if self.link_loss_weight < 0:
             problems.append("link_loss_weight must be >= 0")
         if self.link_loss_weight > 0 and not self.uses_gnn:
@@ -114,6 +118,11 @@ class GraphPromptConfig:
     def system(self) -> str:
         """The evaluation system this mode's run provides."""
         return "finetuned" if self.mode == "lora" else self.mode
+
+    def evidence_limits(self) -> dict[str, int]:
+        """How much textual evidence a prompt gets (keyword arguments of GraphContext.prompts)."""
+        return {"max_triples": self.evidence_triples, "max_definitions": self.evidence_definitions,
+                "max_paths": self.evidence_paths}
 
     def to_dict(self) -> dict:
         return asdict(self)

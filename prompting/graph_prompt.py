@@ -137,13 +137,14 @@ class GraphContext:
                     fh.write(json.dumps(row, ensure_ascii=False) + "\n")
         return [subgraph_from_dict(self._cache[q]) for q in questions]
 
-    def prompts(self, questions: list[str], text: bool, graph: bool, max_triples: int = 8, max_definitions: int = 2) -> list[GraphPrompt]:
+    def prompts(self, questions: list[str], text: bool, graph: bool, max_triples: int = 8, max_definitions: int = 2,
+                max_paths: int = 1) -> list[GraphPrompt]:
         """GraphPrompts for the questions: evidence lines when `text`, PyG Data when `graph`."""
         from kg.textualize import evidence_lines, to_pyg
 
         out = []
         for sg in self.subgraphs(questions):
-            evidence = evidence_lines(sg, max_triples=max_triples, max_definitions=max_definitions) if text else []
+            evidence = evidence_lines(sg, max_triples, max_definitions, max_paths) if text else []
             data = None
             if graph and not sg.empty:
                 data = to_pyg(sg, self.embed, Path(self.kg_cfg.work_dir) / "pyg", self.index.digest)

@@ -96,7 +96,7 @@ def main() -> int:
         return model.generate(input_ids=x, attention_mask=torch.ones_like(x), **gen_kw)
 
     def graph_answer(question):
-        gp = ctx.prompts([question], text=True, graph=True, max_triples=gcfg.evidence_triples, max_definitions=gcfg.evidence_definitions)[0]
+        gp = ctx.prompts([question], text=True, graph=True, **gcfg.evidence_limits())[0]
         ids = encode_prompt(build_prompt(question, tok, "study", gp.context), tok)
         x = torch.tensor([ids])
         return graph_model.generate(x, torch.ones_like(x), graphs=[gp.data], **gen_kw), gp

@@ -50,7 +50,7 @@ def graph_inputs(ctx, items, gcfg: GraphPromptConfig, files, lr_groups, dropped:
     """Evidence text and PyG graphs for every item (by id), and a summary of how many fell back. Items in
     `dropped` (evidence dropout) get neither, like a question without a subgraph."""
     prompts = ctx.prompts([it.question for it in items], text=gcfg.uses_text, graph=gcfg.uses_gnn,
-                          max_triples=gcfg.evidence_triples, max_definitions=gcfg.evidence_definitions)
+                          **gcfg.evidence_limits())
     contexts = {it.id: None if it.id in dropped else p.context for it, p in zip(items, prompts)}
     graphs = {it.id: None if it.id in dropped else p.data for it, p in zip(items, prompts)} if gcfg.uses_gnn else {}
     fallback = sum(p.fallback for p in prompts)

@@ -192,7 +192,7 @@ def train_one(cfgs: dict, train_items, dev_items, run_dir: Path, dev_settings=No
     import torch
 
     from model.graph_adapter import llama2_7b_report
-    from model.load import load_model, trainable_report
+    from model.load import load_model, release_memory, trainable_report
     from training.modes import build_for_mode, evidence_dropout, graph_inputs
     from training.sft import GraphInputs, train_sft
 
@@ -224,7 +224,8 @@ def train_one(cfgs: dict, train_items, dev_items, run_dir: Path, dev_settings=No
         f"trained {summary['global_step']} steps in {summary['train_seconds']:.0f}s "
         f"({summary['tokens_seen'] / max(summary['train_seconds'], 1e-9):.0f} tokens/s); chosen {summary['chosen_checkpoint']}"
     )
-    del model
+    del model, tok, graph, ctx
+    release_memory()  # the next phase (the graph model, the evaluation) starts from the memory of a fresh process
     return summary
 
 
