@@ -86,8 +86,8 @@ def test_every_training_cell_gets_the_same_training_and_eval_settings(ablate, tm
         # the configs training.run will build from the cell's flags
         s = ablate.resolve_settings("cpu", c.flags[2:])
         assert s["graph.mode"] == c.mode and s["graph.train_baseline"] is False
-        # the preset's graph mode_overrides reach the lora cells too: same items and schedule as the graph cells
-        assert (s["train.train_limit"], s["train.save_steps"], s["train.dev_limit"]) == (240, 15, 8)
+        # every cell trains on the preset's items with its schedule (the cpu preset has no per-mode overrides now)
+        assert (s["train.train_limit"], s["train.save_steps"], s["train.dev_limit"]) == (320, 20, 16)
         assert s["train.max_steps"] == 2 and s["eval.sample"] == 5 and s["kg.work_dir"] == "/tmp/kgw"
         assert s["kg.hops"] == {"hops-1": 1, "hops-3": 3}.get(c.name, 2)
         assert s["model.lora_r"] == {"lora-r8": 8, "lora-r16": 16, "lora-r64": 64}.get(c.name, 32)
