@@ -11,6 +11,7 @@ from html import escape
 
 PALETTE = ("#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#b279a2", "#eeca3b", "#9d755d")
 FONT = 'font-family="system-ui,sans-serif" font-size="11"'
+CHAR_WIDTH = 6.6  # a generous average advance of an 11 px sans-serif glyph: margins sized from text never cut it
 
 
 def colour(i: int) -> str:
@@ -54,26 +55,31 @@ def bar_chart(labels: list[str], values: list[float], title: str, width: int = 2
     return _svg(width, height, body, title)
 
 
-def interval_chart(rows: list[tuple[str, float, float, float, float]], title: str, width: int = 360) -> str:
+def interval_chart(rows: list[tuple[str, float, float, float, float]], title: str, plot_width: int = 200) -> str:
     """Rows of (label, difference, CI low, CI high, p): a dot and whisker per row, dashed line at zero.
-    Green when the interval lies above zero, red below, grey when it contains zero."""
-    left, right, top, row_h = 90, 150, 26, 24
+    Green when the interval lies above zero, red below, grey when it contains zero. The margins grow with the
+    longest label and annotation, so neither is ever cut ("graph vs finetuned" in full, p-values included)."""
+    notes = [f"{diff:+.3f} [{c_lo:+.3f}, {c_hi:+.3f}] p={p:.3g}" for _, diff, c_lo, c_hi, p in rows]
+    left = 12 + CHAR_WIDTH * max([len(str(r[0])) for r in rows] + [4])
+    right = 12 + CHAR_WIDTH * max([len(n) for n in notes] + [4])
+    width = round(left + plot_width + right)
+    top, row_h = 26, 24
     height = top + row_h * max(len(rows), 1) + 18
     lo = min([r[2] for r in rows] + [0.0])
     hi = max([r[3] for r in rows] + [0.0])
     pad = (hi - lo) * 0.1 or 0.01
     lo, hi = lo - pad, hi + pad
-    sx = lambda v: left + (v - lo) / (hi - lo) * (width - left - right)  # noqa: E731
+    sx = lambda v: left + (v - lo) / (hi - lo) * plot_width  # noqa: E731
     body = [_text(width / 2, 14, title, extra=' font-weight="600"'),
             f'<line x1="{sx(0):.1f}" y1="{top - 6}" x2="{sx(0):.1f}" y2="{height - 14}" stroke="#888" stroke-dasharray="3,3"/>',
             _text(sx(lo), height - 2, _fmt(lo), "start"), _text(sx(hi), height - 2, _fmt(hi), "end")]
-    for i, (label, diff, c_lo, c_hi, p) in enumerate(rows):
+    for i, ((label, diff, c_lo, c_hi, p), note) in enumerate(zip(rows, notes)):
         y = top + i * row_h + row_h / 2
         tone = "#2e7d32" if c_lo > 0 else "#c62828" if c_hi < 0 else "#666"
-        body += [_text(left - 6, y + 4, short(label, 17), "end"),
+        body += [_text(left - 6, y + 4, label, "end"),
                  f'<line x1="{sx(c_lo):.1f}" y1="{y:.1f}" x2="{sx(c_hi):.1f}" y2="{y:.1f}" stroke="{tone}" stroke-width="2"/>',
                  f'<circle cx="{sx(diff):.1f}" cy="{y:.1f}" r="4" fill="{tone}"><title>{escape(label)}</title></circle>',
-                 _text(width - right + 6, y + 4, f"{diff:+.3f} [{c_lo:+.3f}, {c_hi:+.3f}] p={p:.3g}", "start")]
+                 _text(left + plot_width + 6, y + 4, note, "start")]
     return _svg(width, height, body, title)
 
 

@@ -116,3 +116,18 @@ def test_page_shows_hostile_text_without_running_it(tmp_path):
     for section in ("summary", "metrics", "geval", "intervals", "histograms", "domains", "degeneration", "browser"):
         assert f'id="{section}"' in page
     assert names.count("details") >= 6 and "judge sanity" in page
+
+
+def test_interval_chart_labels_and_p_values_fit_inside_the_picture():
+    rows = [("graph-soft vs finetuned", 0.0123, -0.0045, 0.0291, 0.1234), ("prompt-tuning vs plain", -0.2, -0.31, -0.1, 0.0001)]
+    root = parse(plots.interval_chart(rows, "rougeL: difference, 95% CI"))
+    width = float(root.get("width"))
+    shown = {t.text: t for t in root.iter(SVG + "text")}
+    assert "graph-soft vs finetuned" in shown and "prompt-tuning vs plain" in shown  # never cut
+    for text, el in shown.items():
+        x, n = float(el.get("x")), len(text) * plots.CHAR_WIDTH
+        if el.get("text-anchor") == "end":
+            assert x - n >= 0, text
+        elif el.get("text-anchor") == "start":
+            assert x + n <= width, text
+    assert any(t.endswith("p=0.123") for t in shown)
