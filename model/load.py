@@ -18,16 +18,28 @@ class AdapterNotFoundError(RuntimeError):
 
 
 def pick_device(cfg: ModelConfig) -> str:
-    if cfg.device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if cfg.device == "cuda" and not torch.cuda.is_available():
+    """"cpu", or this process's own GPU: under `accelerate launch` (or torchrun) every process loads the model
+    onto the GPU of its local rank (the QLoRA-under-DDP pattern), never all onto GPU 0."""
+    device = cfg.device
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("device=cuda was asked for, but no CUDA device is available on this machine.")
-    return cfg.device
+    if device == "cuda":
+        return f"cuda:{local_rank()}"
+    return device
+
+
+def local_rank() -> int:
+    """This process's index on its machine under a distributed launch (0 otherwise)."""
+    import os
+
+    return int(os.environ.get("LOCAL_RANK", "0"))
 
 
 def pick_dtype(cfg: ModelConfig, device: str) -> torch.dtype:
     if cfg.dtype == "auto":
-        return torch.bfloat16 if device == "cuda" else torch.float32
+        return torch.bfloat16 if device.startswith("cuda") else torch.float32
     return getattr(torch, cfg.dtype)
 
 

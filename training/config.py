@@ -21,7 +21,8 @@ class TrainConfig:
     train_limit: int | None = None
     """Train on the first N curated training items only (the CPU preset uses a subset to finish in minutes)."""
     batch_size: int = 64
-    """Examples per optimiser step (LIMA: 32 for 65B, 64 for smaller models)."""
+    """Examples per optimiser step, over all processes of a distributed run (LIMA: 32 for 65B, 64 for smaller
+    models)."""
     micro_batch_size: int = 8
     """Examples per forward pass; batch_size / micro_batch_size gradient accumulation steps."""
     learning_rate: float = 1e-5
@@ -88,4 +89,13 @@ class TrainConfig:
 
     @property
     def grad_accum(self) -> int:
-        return self.batch_size // self.micro_batch_size
+        """Micro-batches accumulated per optimiser step in each process: batch_size is the global batch, so
+        under a distributed launch of N processes each accumulates batch_size / (micro_batch_size * N)."""
+        import os
+
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        per_step = self.micro_batch_size * world
+        if self.batch_size % per_step:
+            raise ValueError(f"batch_size ({self.batch_size}) must be a multiple of micro_batch_size x processes "
+                             f"({self.micro_batch_size} x {world})")
+        return self.batch_size // per_step

@@ -90,9 +90,21 @@ def build_configs(args: argparse.Namespace):
     return cfgs
 
 
+def is_main_process() -> bool:
+    """False in the other processes of a distributed launch (accelerate launch, torchrun)."""
+    import os
+
+    return os.environ.get("RANK", "0") == "0"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    if not is_main_process():  # one process speaks for a distributed run: the others only train
+        import os
+
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115  (for the life of the process)
+    logging.basicConfig(level=logging.INFO if is_main_process() else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     for noisy in ("httpx", "datasets", "filelock"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     from data.cli import quiet_third_party
@@ -170,6 +182,8 @@ def run(args: argparse.Namespace) -> int:
             train_one(base_cfgs, train_items, prepared.splits.dev, base_dir, dev_settings)
 
     train_one(cfgs, train_items, prepared.splits.dev, run_dir, dev_settings)
+    if not is_main_process():
+        return 0  # under a distributed launch only the main process evaluates
     if args.no_eval:
         print(f"run directory: {run_dir}")
         return 0
@@ -219,6 +233,10 @@ def train_one(cfgs: dict, train_items, dev_items, run_dir: Path, dev_settings=No
     elif lr_groups:
         graph = GraphInputs(files=files, lr_groups=lr_groups)
     summary = train_sft(model, tok, train_items, dev_items, train_cfg, run_dir, graph=graph, dev_settings=dev_settings)
+    if not summary.get("main_process", True):  # another DDP rank: the main process saves and reports
+        del model, tok, graph, ctx
+        release_memory()
+        return summary
     (run_dir / "train_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(
         f"trained {summary['global_step']} steps in {summary['train_seconds']:.0f}s "

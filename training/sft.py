@@ -113,7 +113,7 @@ def _callbacks(cfg: TrainConfig, run_dir: Path, dev_items: list[QAItem], tokeniz
             self.last = (time.time(), None)
 
         def on_log(self, args, state, control, logs=None, **kw):
-            if not logs or "loss" not in logs:
+            if not logs or "loss" not in logs or not state.is_world_process_zero:
                 return
             now, tokens = time.time(), state.num_input_tokens_seen
             prev_t, prev_tokens = self.last
@@ -139,7 +139,8 @@ def _callbacks(cfg: TrainConfig, run_dir: Path, dev_items: list[QAItem], tokeniz
             self.path = run_dir / "dev_scores.json"
 
         def on_save(self, args, state, control, model=None, **kw):
-            if cfg.select_on == "last" or not dev_items:
+            # one process scores (under DDP the others wait for it at their next gradient exchange)
+            if cfg.select_on == "last" or not dev_items or not state.is_world_process_zero:
                 return
             if cfg.select_on == "dev_rougeL":
                 score = dev_rouge_l(model, tokenizer, dev_items, cfg, graph, dev_settings)
@@ -309,6 +310,8 @@ def train_sft(model, tokenizer, train_items: list[QAItem], dev_items: list[QAIte
     with autograd_fallback_is_an_error():  # a backward through an op without one is a bug, never a warning
         result = trainer.train(resume_from_checkpoint=resume_from)
     elapsed = time.time() - t0
+    if not trainer.is_world_process_zero():
+        return {"global_step": trainer.state.global_step, "main_process": False}
     chosen = select_checkpoint(run_dir, cfg, files)
     return {
         "global_step": trainer.state.global_step,
