@@ -220,12 +220,11 @@ def load_items(
 
 def write_jsonl(items: Iterable[QAItem], path: Path) -> None:
     """Write items as sorted-key JSONL with a trailing newline: byte-identical for identical input."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with open(tmp, "w", encoding="utf-8", newline="\n") as fh:
+    from data.fileio import atomic_write
+
+    with atomic_write(path) as fh:
         for item in items:
             fh.write(json.dumps(item.to_dict(), ensure_ascii=False, sort_keys=True) + "\n")
-    tmp.replace(path)
 
 
 def read_split(path: str | Path) -> list[QAItem]:

@@ -17,6 +17,7 @@ import numpy as np
 
 from data.cli import add_dataclass_args, dataclass_from_args
 from data.config import DataConfig
+from data.fileio import atomic_write, atomic_write_text
 from data.loaders import CorpusError, load_items, write_jsonl
 from data.schema import DIFFICULTIES, DOMAINS, QAItem
 from data.split import Splits, make_splits
@@ -88,7 +89,7 @@ def prepare(cfg: DataConfig) -> PreparedData:
     write_jsonl(splits.train, out / "train.jsonl")
     write_jsonl(splits.dev, out / "dev.jsonl")
     write_jsonl(splits.eval, out / "eval.jsonl")
-    with open(out / "duplicates.jsonl", "w", encoding="utf-8", newline="\n") as fh:
+    with atomic_write(out / "duplicates.jsonl") as fh:
         for p in pairs:
             fh.write(json.dumps(p.to_dict(), sort_keys=True) + "\n")
 
@@ -96,7 +97,7 @@ def prepare(cfg: DataConfig) -> PreparedData:
     summary["cross_split_near_duplicates"] = cross_split_near_duplicates(splits, embeddings, cfg.near_dup_threshold)
     summary["near_dup_threshold"] = cfg.near_dup_threshold
     summary["files"] = {k: str(out / f"{k}.jsonl") for k in ("train", "dev", "eval", "duplicates")}
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    atomic_write_text(out / "summary.json", json.dumps(summary, indent=2, sort_keys=True) + "\n")
     return PreparedData(splits, summary, out)
 
 

@@ -38,8 +38,8 @@ def append_rows(path: Path, rows: list[dict]) -> None:
 
 def rewrite_clean(path: Path, rows: list[dict]) -> None:
     """Rewrite a cache without broken lines (after a resume), atomically."""
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
+    from data.fileio import atomic_write
+
+    with atomic_write(path) as fh:
         for row in rows:
             fh.write(json.dumps(row, ensure_ascii=False, sort_keys=True) + "\n")
-    tmp.replace(path)

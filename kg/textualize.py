@@ -87,8 +87,9 @@ def to_pyg(sg: Subgraph, embed, cache_dir: str | Path | None = None, graph_diges
     data = Data(x=x, edge_index=edge_index, edge_attr=edge_attr, edge_type=edge_type,
                 question=torch.from_numpy(np.asarray(embed([sg.question]), dtype=np.float32)), num_nodes=len(texts))
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
+        from data.fileio import temp_path
+
+        tmp = temp_path(path)
         torch.save(data, tmp)
         tmp.replace(path)
     return data

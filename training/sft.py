@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import shutil
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -338,9 +339,7 @@ def select_checkpoint(run_dir: Path, cfg: TrainConfig, files: tuple[str, ...] = 
         if scored:
             chosen = by_step[max(scored)[1]]
     out = run_dir / "adapter"
-    tmp = run_dir / "adapter.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
+    tmp = Path(tempfile.mkdtemp(prefix=".adapter.", dir=run_dir))
     for f in files:
         shutil.copy2(chosen / f, tmp / f)
     (tmp / "studyllama_checkpoint.txt").write_text(chosen.name + "\n")

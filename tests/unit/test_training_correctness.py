@@ -150,7 +150,7 @@ def test_answer_only_loss_equals_the_models_own_loss(tokenizer, tiny_model):
     torch.testing.assert_close(model(**b, num_items_in_batch=2 * n).loss, theirs / 2, rtol=1e-5, atol=1e-6)
 
 
-def test_a_tied_head_gets_a_tied_adapter_saved_without_the_embedding(tokenizer, tmp_path):
+def test_a_tied_head_gets_no_lora_and_the_adapter_holds_only_what_trained(tokenizer, tmp_path):
     from safetensors.torch import load_file
 
     from model.load import load_adapter
@@ -158,20 +158,26 @@ def test_a_tied_head_gets_a_tied_adapter_saved_without_the_embedding(tokenizer, 
     base = tiny_4bit(tokenizer, tmp_path, tied=True)
     reload_base = copy.deepcopy(base)
     with warnings.catch_warnings():
-        # peft warns about a tied layer in the adapter without weight tying, or about saving the embedding
+        # peft warns about a tied layer in the adapter, or about saving the embedding
         warnings.filterwarnings("error", message=".*(tie|tied|embedding).*")
         model = TrainableLM(attach_lora(base, ModelConfig(lora_r=4, lora_alpha=8)))
         for n, p in model.named_parameters():
-            if "lora_B" in n or "lora_embedding_B" in n:
+            if "lora_B" in n:
                 torch.nn.init.normal_(p, std=0.2)
         model.save_trainable(tmp_path / "adapter")
+    trained = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert trained and not [n for n in trained if "lm_head" in n or "embed" in n]
     saved = load_file(str(tmp_path / "adapter" / "adapter_model.safetensors"))
     assert saved and all("lora" in k for k in saved), [k for k in saved if "lora" not in k]
-    trained = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    assert sum(v.numel() for v in saved.values()) <= trained
+    assert sum(v.numel() for v in saved.values()) == sum(p.numel() for p in model.parameters() if p.requires_grad)
     x = torch.randint(0, len(tokenizer), (1, 9))
     model.eval()
     with torch.no_grad():
         want = model(input_ids=x, attention_mask=torch.ones_like(x)).logits
         got = load_adapter(reload_base, tmp_path / "adapter").eval()(input_ids=x).logits
     torch.testing.assert_close(got, want)
+
+
+def test_an_untied_head_keeps_the_studys_lora(tokenizer, tmp_path):
+    model = attach_lora(tiny_4bit(tokenizer, tmp_path, tied=False), ModelConfig(lora_r=4, lora_alpha=8))
+    assert any("lm_head.lora_A" in n for n, p in model.named_parameters() if p.requires_grad)
