@@ -106,7 +106,7 @@ def _callbacks(cfg: TrainConfig, run_dir: Path, dev_items: list[QAItem], tokeniz
     class CsvLog(TrainerCallback):
         """Appends every log line (loss, lr, grad norm, tokens/s) to logs/train_log.csv."""
 
-        fields = ["step", "epoch", "loss", "learning_rate", "grad_norm", "tokens_seen", "tokens_per_s", "time"]
+        fields = ["step", "epoch", "loss", "learning_rate", "grad_norm", "tokens_seen", "tokens_per_s", "rss_mb", "time"]
 
         def __init__(self):
             self.path = run_dir / "logs" / "train_log.csv"
@@ -130,7 +130,8 @@ def _callbacks(cfg: TrainConfig, run_dir: Path, dev_items: list[QAItem], tokeniz
                 w.writerow({
                     "step": state.global_step, "epoch": round(state.epoch or 0, 4), "loss": logs.get("loss"),
                     "learning_rate": logs.get("learning_rate"), "grad_norm": logs.get("grad_norm"),
-                    "tokens_seen": tokens, "tokens_per_s": logs.get("tokens_per_s"), "time": round(now, 1),
+                    "tokens_seen": tokens, "tokens_per_s": logs.get("tokens_per_s"),
+                    "rss_mb": memory_mb().get("rss_mb"), "time": round(now, 1),
                 })
 
     class DevSelection(TrainerCallback):
@@ -201,14 +202,14 @@ def _trainer_class():
     return SFTTrainer
 
 
-def peak_memory_mb() -> dict:
-    """Peak resident memory of this process so far (VmHWM, Linux) and, on CUDA, peak allocated GPU memory."""
+def memory_mb() -> dict:
+    """This process's resident memory now (VmRSS) and at its peak (VmHWM), Linux; on CUDA, peak GPU memory."""
     out = {}
     try:
         with open("/proc/self/status") as fh:
             for line in fh:
-                if line.startswith("VmHWM:"):
-                    out["peak_rss_mb"] = round(int(line.split()[1]) / 1024, 1)
+                if line.startswith(("VmHWM:", "VmRSS:")):
+                    out["peak_rss_mb" if line.startswith("VmHWM") else "rss_mb"] = round(int(line.split()[1]) / 1024, 1)
     except OSError:
         import resource
 
@@ -216,6 +217,11 @@ def peak_memory_mb() -> dict:
     if torch.cuda.is_available():
         out["peak_cuda_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
     return out
+
+
+def peak_memory_mb() -> dict:
+    """The peak figures of memory_mb (for train_summary.json)."""
+    return {k: v for k, v in memory_mb().items() if k.startswith("peak")}
 
 
 def _optimizer(model, cfg: TrainConfig, graph: GraphInputs | None):
