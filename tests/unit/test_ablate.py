@@ -98,7 +98,7 @@ def test_every_training_cell_gets_the_same_training_and_eval_settings(ablate, tm
     assert grid.command(cells["hops-1"], resume=True)[-1] == "--resume"
     plain = grid.command(cells["plain"], source=tmp_path / "g" / "lora")
     assert plain[1:3] == ["-m", "evaluation.run"] and plain[plain.index("--run_dir") + 1] == str(tmp_path / "g" / "lora")
-    assert plain[plain.index("--sample") + 1] == "5" and plain[plain.index("--max_new_tokens") + 1] == "256"
+    assert plain[plain.index("--sample") + 1] == "5" and plain[plain.index("--max_new_tokens") + 1] == "320"
     assert plain[plain.index("--systems") + 1] == "plain" and plain[-1] == str(tmp_path / "g" / "plain" / "eval")
 
 
