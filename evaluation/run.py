@@ -113,7 +113,7 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> EvalResult:
                 append_rows(cache_path, rows)
                 cached.update({r["id"]: r for r in rows})
             runner.close()
-            from model.load import release_memory
+            from model.memory import release_memory
 
             release_memory()
         rewrite_clean(cache_path, list(cached.values()))  # drops any half-written line a kill left behind
@@ -213,6 +213,9 @@ def main(argv: list[str] | None = None) -> int:
     from model.load import AdapterNotFoundError
     from model.resolve import ModelNotFoundError
 
+    from model.memory import keep_heap_small
+
+    keep_heap_small()
     parser = argparse.ArgumentParser(prog="python -m evaluation.run", description=__doc__.splitlines()[0])
     add_dataclass_args(parser, EvalConfig)
     args = parser.parse_args(argv)

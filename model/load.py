@@ -181,17 +181,3 @@ def load_adapter(model, adapter_dir: str | Path, is_trainable: bool = False):
     except json.JSONDecodeError as exc:
         raise AdapterNotFoundError(f"{adapter_dir / 'adapter_config.json'} is not valid JSON: {exc}") from None
     return PeftModel.from_pretrained(model, adapter_dir, is_trainable=is_trainable)
-
-
-def release_memory() -> None:
-    """Give a finished phase's memory back before the next: collect reference cycles (a Trainer and its
-    callbacks, a model's hooks), then ask glibc to return freed heap pages to the system. Without it, one
-    process that trains the LoRA baseline and then the graph model peaks at the sum of the two."""
-    import ctypes
-    import gc
-
-    gc.collect()
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc: nothing to trim
-        pass

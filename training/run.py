@@ -98,6 +98,9 @@ def is_main_process() -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from model.memory import keep_heap_small
+
+    keep_heap_small()  # before any tensor exists: activations go back to the system when freed
     args = build_parser().parse_args(argv)
     if not is_main_process():  # one process speaks for a distributed run: the others only train
         import os
@@ -206,7 +209,8 @@ def train_one(cfgs: dict, train_items, dev_items, run_dir: Path, dev_settings=No
     import torch
 
     from model.graph_adapter import llama2_7b_report
-    from model.load import load_model, release_memory, trainable_report
+    from model.load import load_model, trainable_report
+    from model.memory import release_memory
     from training.modes import build_for_mode, evidence_dropout, graph_inputs
     from training.sft import GraphInputs, train_sft
 
