@@ -53,13 +53,13 @@ class GraphPromptConfig:
     """Learning rate of the prompt-tuning virtual tokens."""
     link_loss_weight: float = 0.0
     """Weight of GNP's link-prediction auxiliary loss on the GNN's node states (0: off)."""
-    evidence_triples: int = 8
-    """Triples in the textual evidence (the longest part of it)."""
+    evidence_triples: int = 5
+    """Triples in the textual evidence, most relevant to the question first (the longest part of it)."""
     evidence_definitions: int = 2
     """Seed-concept definitions in the textual evidence."""
     evidence_paths: int = 1
     """Paths between seed concepts in the textual evidence (MindMap's path evidence)."""
-    evidence_dropout: float = 0.0
+    evidence_dropout: float = 0.15
     """Share of training items (drawn with the training seed) that get the plain prompt: no evidence, no soft
     tokens, as a question the graph knows nothing about gets; the model learns to use the graph where it has
     something without depending on it. Dev and eval items always get what the graph has."""
