@@ -196,7 +196,8 @@ def create_app(services):
         item = guide.get(body.question_id)
         grade = services.grader.grade(item, body.answer).to_dict()
         saved = store.save_attempt(learner, item, body.answer.strip(), grade, services.scheduler)
-        return {"attempt": saved, "grade": grade, "question": question_view(item), "judge_available": services.judge is not None}
+        return {"attempt": saved, "grade": grade, "answer": body.answer.strip(), "question": question_view(item),
+                "judge_available": services.judge is not None}
 
     class LearnerBody(BaseModel):
         learner: str

@@ -22,6 +22,8 @@ class StudyConfig:
     """MiniLM question vectors by text hash (the cache `python -m data.prepare` fills)."""
     corpus: list[str] = field(default_factory=lambda: [str(SHIPPED_CORPUS_DIR)])
     """The study guide: QA files or folders (every row validated as data.prepare does)."""
+    model: bool = True
+    """Load the answering model. false: the mock interview and progress pages only (starts in seconds)."""
     max_new_tokens: int = 256
     """Longest answer the model may give on the Ask page."""
     quantization: str = "none"

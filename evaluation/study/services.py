@@ -24,7 +24,7 @@ class Services:
         self.store.close()
 
 
-def build_services(cfg, kg_cfg=None, store_cfg=None, judge_cfg=None, with_model: bool = True) -> Services:
+def build_services(cfg, kg_cfg=None, store_cfg=None, judge_cfg=None) -> Services:
     from evaluation.study.answerer import Answerer
     from evaluation.study.grader import Grader
     from evaluation.study.guide import StudyGuide
@@ -36,7 +36,7 @@ def build_services(cfg, kg_cfg=None, store_cfg=None, judge_cfg=None, with_model:
 
     t0 = time.perf_counter()
     answerer = None
-    if with_model:
+    if cfg.model:
         answerer = Answerer(cfg.run_dir, cfg.system, cfg.max_new_tokens, cfg.quantization).load()
     if kg_cfg is None or store_cfg is None:
         run_cfg = None

@@ -87,7 +87,9 @@ function renderContext(ctx) {
 async function ask(question) {
   const status = $("ask-status");
   const out = $("answer");
+  $("asked").textContent = question;
   out.textContent = "";
+  delete out.dataset.done;
   $("answer-meta").textContent = "";
   $("ask-button").disabled = true;
   status.textContent = "retrieving…";
@@ -219,6 +221,7 @@ function renderGrade(result) {
     return li;
   }));
   $("reference-text").textContent = g.reference_answer;
+  $("your-answer").textContent = result.answer;
   const judge = $("judge");
   judge.hidden = !result.judge_available;
   if (result.judge_available) {
