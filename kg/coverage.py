@@ -6,6 +6,7 @@ retrieval, to the study app's grader and to a concept-coverage metric. Concepts 
 mentions ("model", "data", "mean") say nothing about whether an answer is right; `generic_concepts` finds
 them from document frequency, and the coverage functions take them as `ignore`.
 """
+
 from __future__ import annotations
 
 from collections import Counter
@@ -30,8 +31,13 @@ class ConceptCoverage:
         return len(self.named) / len(self.reference) if self.reference else None
 
     def to_dict(self) -> dict:
-        return {"reference": self.reference, "named": self.named, "missed": self.missed, "extra": self.extra,
-                "coverage": self.coverage}
+        return {
+            "reference": self.reference,
+            "named": self.named,
+            "missed": self.missed,
+            "extra": self.extra,
+            "coverage": self.coverage,
+        }
 
 
 def concepts_in(index: GraphIndex, text: str, ignore: Iterable[str] = ()) -> list[str]:
@@ -45,8 +51,12 @@ def coverage_of(reference_concepts: list[str], answer_concepts: Iterable[str]) -
     said = set(answer_concepts)
     ref = list(dict.fromkeys(reference_concepts))
     ref_set = set(ref)
-    return ConceptCoverage(reference=ref, named=[c for c in ref if c in said], missed=[c for c in ref if c not in said],
-                           extra=[c for c in dict.fromkeys(answer_concepts) if c not in ref_set])
+    return ConceptCoverage(
+        reference=ref,
+        named=[c for c in ref if c in said],
+        missed=[c for c in ref if c not in said],
+        extra=[c for c in dict.fromkeys(answer_concepts) if c not in ref_set],
+    )
 
 
 def concept_coverage(index: GraphIndex, reference: str, answer: str, ignore: Iterable[str] = ()) -> ConceptCoverage:
@@ -72,6 +82,11 @@ def prerequisites(index: GraphIndex, concept_ids: Iterable[str]) -> list[tuple[s
     rel = RELATION_LIST.index("PREREQUISITE_OF")
     wanted = [index.pos[c] for c in concept_ids if c in index.pos]
     hits = np.nonzero((index.edge_rel == rel) & np.isin(index.edge_dst, wanted))[0]
-    pairs = sorted(((float(index.edge_conf[e]), index.ids[int(index.edge_src[e])], index.ids[int(index.edge_dst[e])])
-                    for e in hits), key=lambda p: (-p[0], p[2], p[1]))
+    pairs = sorted(
+        (
+            (float(index.edge_conf[e]), index.ids[int(index.edge_src[e])], index.ids[int(index.edge_dst[e])])
+            for e in hits
+        ),
+        key=lambda p: (-p[0], p[2], p[1]),
+    )
     return list(dict.fromkeys((head, tail) for _, head, tail in pairs))

@@ -10,6 +10,7 @@ Targets (issue 13, no judge): grading p95 <= 1 s, page interactive <= 1 s, first
 
     python scripts/bench_app.py [--n 30] [--run_dir RUN]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,10 +29,22 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-QUESTIONS = ["What is a hash table?", "What is the bias-variance trade-off?", "What does a p-value mean?",
-             "How does dropout regularise a neural network?", "What is a database index?"]
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+QUESTIONS = [
+    "What is a hash table?",
+    "What is the bias-variance trade-off?",
+    "What does a p-value mean?",
+    "How does dropout regularise a neural network?",
+    "What is a database index?",
+]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 def pct(xs: list[float], q: float) -> float:
@@ -40,18 +53,31 @@ def pct(xs: list[float], q: float) -> float:
 
 
 def summary(xs: list[float]) -> dict:
-    return {"n": len(xs), "p50_s": round(statistics.median(xs), 4), "p95_s": round(pct(xs, 0.95), 4), "max_s": round(max(xs), 4)}
+    return {
+        "n": len(xs),
+        "p50_s": round(statistics.median(xs), 4),
+        "p95_s": round(pct(xs, 0.95), 4),
+        "max_s": round(max(xs), 4),
+    }
 
 
 def post(url: str, body: dict, timeout: float = 600):
-    req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST", headers={"Content-Type": "application/json"})
+    req = urllib.request.Request(
+        url, data=json.dumps(body).encode(), method="POST", headers={"Content-Type": "application/json"}
+    )
     return urllib.request.urlopen(req, timeout=timeout)
 
 
 def start_app(args: list[str]) -> tuple[subprocess.Popen, str]:
     env = dict(os.environ, PYTHONUNBUFFERED="1", HF_HUB_OFFLINE="1")
-    proc = subprocess.Popen([sys.executable, "-m", "evaluation.study", "--port", "0", *args], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "evaluation.study", "--port", "0", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     for line in proc.stdout:
         if line.startswith("serving"):
             threading.Thread(target=proc.stdout.read, daemon=True).start()
@@ -63,14 +89,20 @@ def bench_grading(url: str, pairs, grader) -> dict:
     app_times, direct_times = [], []
     for k, (item, answer) in enumerate(pairs):
         t = time.perf_counter()
-        with post(url + "/api/answer", {"learner": f"bench-{os.getpid()}", "question_id": item.id, "answer": answer}) as r:
+        with post(
+            url + "/api/answer", {"learner": f"bench-{os.getpid()}", "question_id": item.id, "answer": answer}
+        ) as r:
             r.read()
         app_times.append(time.perf_counter() - t)
         t = time.perf_counter()
         grader.grade(item, answer)
         direct_times.append(time.perf_counter() - t)
-    return {"app": summary(app_times), "without_app": summary(direct_times), "target_p95_s": 1.0,
-            "meets_target": pct(app_times, 0.95) <= 1.0}
+    return {
+        "app": summary(app_times),
+        "without_app": summary(direct_times),
+        "target_p95_s": 1.0,
+        "meets_target": pct(app_times, 0.95) <= 1.0,
+    }
 
 
 def bench_page(url: str, n: int) -> dict:
@@ -93,8 +125,12 @@ def bench_page(url: str, n: int) -> dict:
             static_times.append(time.perf_counter() - t)
             ctx.close()
         browser.close()
-    return {"app": summary(app_times), "without_app": summary(static_times), "target_p95_s": 1.0,
-            "meets_target": pct(app_times, 0.95) <= 1.0}
+    return {
+        "app": summary(app_times),
+        "without_app": summary(static_times),
+        "target_p95_s": 1.0,
+        "meets_target": pct(app_times, 0.95) <= 1.0,
+    }
 
 
 def bench_first_token(url: str, answerer, questions: list[str]) -> dict:
@@ -112,14 +148,29 @@ def bench_first_token(url: str, answerer, questions: list[str]) -> dict:
             if ev.kind == "token":
                 direct_times.append(time.perf_counter() - t)
                 break
-    return {"app": summary(app_times), "without_app": summary(direct_times), "target_p95_s": 2.0,
-            "meets_target": pct(app_times, 0.95) <= 2.0}
+    return {
+        "app": summary(app_times),
+        "without_app": summary(direct_times),
+        "target_p95_s": 2.0,
+        "meets_target": pct(app_times, 0.95) <= 2.0,
+    }
 
 
 def machine() -> dict:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
-    return {"cpu": cpu, "cores": os.cpu_count(), "load_average_1m": round(os.getloadavg()[0], 2), "python": platform.python_version()}
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "load_average_1m": round(os.getloadavg()[0], 2),
+        "python": platform.python_version(),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

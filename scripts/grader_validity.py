@@ -13,6 +13,7 @@ reports how often the first sentence, a short right answer, beats another questi
 
 Prints JSON (also written to <out_dir>/grader_validity.json).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -49,8 +50,15 @@ def pairs(ref_scores: list[float], other_scores: list[float]) -> dict:
     wins = sum(r > o for r, o in zip(ref_scores, other_scores))
     ties = sum(r == o for r, o in zip(ref_scores, other_scores))
     n = len(ref_scores)
-    return {"n_pairs": n, "wins": wins, "ties": ties, "losses": n - wins - ties, "rate": wins / n if n else None,
-            "reference_mean": sum(ref_scores) / n if n else None, "other_mean": sum(other_scores) / n if n else None}
+    return {
+        "n_pairs": n,
+        "wins": wins,
+        "ties": ties,
+        "losses": n - wins - ties,
+        "rate": wins / n if n else None,
+        "reference_mean": sum(ref_scores) / n if n else None,
+        "other_mean": sum(other_scores) / n if n else None,
+    }
 
 
 def plain_answers(items, args) -> tuple[dict[str, str], str]:
@@ -58,7 +66,9 @@ def plain_answers(items, args) -> tuple[dict[str, str], str]:
     from evaluation.predictions import append_rows, read_cached
 
     if args.predictions:
-        rows = [json.loads(line) for line in Path(args.predictions).read_text(encoding="utf-8").splitlines() if line.strip()]
+        rows = [
+            json.loads(line) for line in Path(args.predictions).read_text(encoding="utf-8").splitlines() if line.strip()
+        ]
         got = {r["id"]: r["prediction"] for r in rows if r.get("system") == "plain" and r.get("prediction", "").strip()}
         return got, f"plain answers read from {args.predictions}"
     from data.split import carve_stratified
@@ -78,13 +88,17 @@ def plain_answers(items, args) -> tuple[dict[str, str], str]:
 
         for start in tqdm(range(0, len(todo), 8), desc="plain answers", unit="batch"):
             chunk = todo[start : start + 8]
-            rows = [{"id": it.id, "system": "plain", "prediction": g.text, "stop_reason": g.stop_reason}
-                    for it, (g, _) in zip(chunk, runner.answer(chunk))]
+            rows = [
+                {"id": it.id, "system": "plain", "prediction": g.text, "stop_reason": g.stop_reason}
+                for it, (g, _) in zip(chunk, runner.answer(chunk))
+            ]
             append_rows(cache_path, rows)
             cached.update({r["id"]: r for r in rows})
     got = {it.id: cached[it.id]["prediction"] for it in sample if cached[it.id]["prediction"].strip()}
-    return got, (f"plain bundled model (SmolLM2-135M-Instruct, full precision, study prompt, greedy, "
-                 f"max_new_tokens {args.max_new_tokens}) on a stratified sample of {len(sample)} eval questions")
+    return got, (
+        f"plain bundled model (SmolLM2-135M-Instruct, full precision, study prompt, greedy, "
+        f"max_new_tokens {args.max_new_tokens}) on a stratified sample of {len(sample)} eval questions"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -128,11 +142,15 @@ def main(argv: list[str] | None = None) -> int:
 
     good, bad = planted_rows(eval_items, len(eval_items), args.seed)
     other = {g["id"]: b["prediction"] for g, b in zip(good, bad)}
-    nearest = {it.id: guide.nearest(guide.question_vecs[guide.row[it.id]], 1, exclude={it.id})[0].item.answer
-               for it in eval_items}
+    nearest = {
+        it.id: guide.nearest(guide.question_vecs[guide.row[it.id]], 1, exclude={it.id})[0].item.answer
+        for it in eval_items
+    }
     first = {it.id: (split_sentences(it.answer) or [it.answer])[0] for it in eval_items}
-    embedder.prefill([s for it in eval_items for s in split_sentences(it.answer)]
-                     + [s for a in plain.values() for s in split_sentences(a)])
+    embedder.prefill(
+        [s for it in eval_items for s in split_sentences(it.answer)]
+        + [s for a in plain.values() for s in split_sentences(a)]
+    )
 
     score = lambda it, answer: grader.grade(it, answer).score  # noqa: E731
     from tqdm.auto import tqdm
@@ -148,7 +166,9 @@ def main(argv: list[str] | None = None) -> int:
     s_plain = [score(it, plain[it.id]) for it in plain_items]
 
     result = {
-        "eval_file": args.eval_file, "n_questions": len(eval_items), "criterion": f"reference wins >= {PASS_RATE:.0%} of pairs",
+        "eval_file": args.eval_file,
+        "n_questions": len(eval_items),
+        "criterion": f"reference wins >= {PASS_RATE:.0%} of pairs",
         "other_question": pairs(ref, s_other),
         "first_sentence": pairs(ref, s_first),
         "plain_model": {**pairs([ref_by_id[it.id] for it in plain_items], s_plain), "source": plain_source},
@@ -156,8 +176,10 @@ def main(argv: list[str] | None = None) -> int:
         "first_sentence_above_other_question": pairs(s_first, s_other),
         "seconds": round(time.perf_counter() - started, 1),
     }
-    result["passes"] = {k: result[k]["rate"] is not None and result[k]["rate"] >= PASS_RATE
-                        for k in ("other_question", "first_sentence", "plain_model")}
+    result["passes"] = {
+        k: result[k]["rate"] is not None and result[k]["rate"] >= PASS_RATE
+        for k in ("other_question", "first_sentence", "plain_model")
+    }
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "grader_validity.json").write_text(json.dumps(result, indent=2) + "\n")

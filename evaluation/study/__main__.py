@@ -3,6 +3,7 @@
 Ask a question (the model's answer streamed, the evidence and subgraph it came with, the study guide's
 closest answers), practise in a mock interview (graded, scheduled by FSRS), follow progress per topic.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,7 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
     logging.getLogger("evaluation.study").setLevel(logging.INFO)
     from data.cli import dataclass_from_args, quiet_third_party
     from data.loaders import CorpusError
@@ -54,8 +57,17 @@ def main(argv: list[str] | None = None) -> int:
         from evaluation.study.services import build_services
 
         services = build_services(cfg, kg_cfg, store_cfg, judge_cfg)
-    except (CorpusError, RunConfigError, AdapterNotFoundError, ModelNotFoundError, StoreUnavailableError,
-            FileNotFoundError, ValueError, OSError, RuntimeError) as exc:
+    except (
+        CorpusError,
+        RunConfigError,
+        AdapterNotFoundError,
+        ModelNotFoundError,
+        StoreUnavailableError,
+        FileNotFoundError,
+        ValueError,
+        OSError,
+        RuntimeError,
+    ) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     serve(services, sock)
@@ -70,7 +82,9 @@ def bind(port: int) -> socket.socket:
         sock.bind(("127.0.0.1", port))
     except OSError as exc:
         sock.close()
-        raise OSError(f"cannot listen on 127.0.0.1:{port} ({exc.strerror}); pick another --port (0 for any free one)") from None
+        raise OSError(
+            f"cannot listen on 127.0.0.1:{port} ({exc.strerror}); pick another --port (0 for any free one)"
+        ) from None
     return sock
 
 
@@ -84,8 +98,11 @@ def serve(services, sock: socket.socket) -> None:
     config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=3)
     server = uvicorn.Server(config)
     a = services.answerer
-    print(f"serving the StudyLLaMA study app at http://127.0.0.1:{port}/ "
-          f"({'answers from ' + a.system + ': ' + a.why if a else 'no model'}; progress in {services.config.db})", flush=True)
+    print(
+        f"serving the StudyLLaMA study app at http://127.0.0.1:{port}/ "
+        f"({'answers from ' + a.system + ': ' + a.why if a else 'no model'}; progress in {services.config.db})",
+        flush=True,
+    )
     try:
         server.run(sockets=[sock])
     finally:

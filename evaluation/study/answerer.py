@@ -6,6 +6,7 @@ a run directory's system with its adapter and graph modules), and the answer is 
 hands transformers' `TextIteratorStreamer` (and a cancel check) to `generate`, so the streamed text is the
 evaluated text. Text that could be the start of a stop string is held back until it is known not to be.
 """
+
 from __future__ import annotations
 
 import json
@@ -32,7 +33,9 @@ def check_question(question) -> str:
     if not text:
         raise QuestionError("the question is empty: type a question first")
     if len(text) > MAX_QUESTION_CHARS:
-        raise QuestionError(f"the question is {len(text):,} characters long, over the {MAX_QUESTION_CHARS:,}-character limit")
+        raise QuestionError(
+            f"the question is {len(text):,} characters long, over the {MAX_QUESTION_CHARS:,}-character limit"
+        )
     return text
 
 
@@ -78,7 +81,9 @@ class _Streaming:
 
                 return torch.full((input_ids.shape[0],), cancel.is_set(), dtype=torch.bool, device=input_ids.device)
 
-        return self._model.generate(streamer=self._streamer, stopping_criteria=StoppingCriteriaList([Cancelled()]), **kwargs)
+        return self._model.generate(
+            streamer=self._streamer, stopping_criteria=StoppingCriteriaList([Cancelled()]), **kwargs
+        )
 
 
 @dataclass
@@ -90,9 +95,19 @@ class StreamEvent:
 class Answerer:
     """A system loaded once; `stream(question)` yields StreamEvents. One generation at a time (a lock)."""
 
-    def __init__(self, run_dir: str | None = None, system: str | None = None, max_new_tokens: int = 256,
-                 quantization: str | None = None):
-        self.run_dir, self.wanted, self.max_new_tokens, self.quantization = run_dir, system, max_new_tokens, quantization
+    def __init__(
+        self,
+        run_dir: str | None = None,
+        system: str | None = None,
+        max_new_tokens: int = 256,
+        quantization: str | None = None,
+    ):
+        self.run_dir, self.wanted, self.max_new_tokens, self.quantization = (
+            run_dir,
+            system,
+            max_new_tokens,
+            quantization,
+        )
         self.runner = None
         self.system = system or "plain"
         self.why = "no run directory given: the plain bundled model"
@@ -158,8 +173,9 @@ class Answerer:
         page) can never leave the model locked: it sets `cancel` and the worker ends at the next token."""
         question = check_question(question)
         out: queue.Queue = queue.Queue()
-        threading.Thread(target=self._work, args=(question, cancel, max_new_tokens, out), name="study-answer",
-                         daemon=True).start()
+        threading.Thread(
+            target=self._work, args=(question, cancel, max_new_tokens, out), name="study-answer", daemon=True
+        ).start()
         return out
 
     def _work(self, question: str, cancel: threading.Event, max_new_tokens: int | None, out: queue.Queue) -> None:
@@ -174,7 +190,9 @@ class Answerer:
                 t0 = time.perf_counter()
                 gps = runner.graph_prompts([question])
                 gp = gps[0] if gps else None
-                prompt = encode_prompt(build_prompt(question, runner.tok, self.style, gp.context if gp else None), runner.tok)
+                prompt = encode_prompt(
+                    build_prompt(question, runner.tok, self.style, gp.context if gp else None), runner.tok
+                )
                 graphs = [gp.data] if gp is not None and runner.gcfg.uses_gnn else None
                 streamer = TextIteratorStreamer(runner.tok, skip_prompt=True, skip_special_tokens=True, timeout=600)
                 settings = runner.settings
@@ -184,8 +202,14 @@ class Answerer:
 
                 def generate():
                     try:
-                        result["gen"] = generate_batch(_Streaming(runner.model, streamer, cancel), runner.tok, [prompt],
-                                                       settings, self.stops, graphs)[0]
+                        result["gen"] = generate_batch(
+                            _Streaming(runner.model, streamer, cancel),
+                            runner.tok,
+                            [prompt],
+                            settings,
+                            self.stops,
+                            graphs,
+                        )[0]
                     except BaseException as exc:  # reported by the reader below; the streamer must still end
                         result["error"] = exc
                         streamer.end()
@@ -208,11 +232,20 @@ class Answerer:
                     raise result["error"]
                 gen = result["gen"]
                 reason = "cancelled" if cancel.is_set() and gen.stop_reason != "stop_string" else gen.stop_reason
-                out.put(StreamEvent("done", {
-                    "answer": gen.text, "stop_reason": reason, "new_tokens": gen.new_tokens, "first_token_s": first,
-                    "total_s": time.perf_counter() - t0, "graph_used": bool(gp is not None and not gp.fallback),
-                    "evidence": gp.evidence if gp else [],
-                }))
+                out.put(
+                    StreamEvent(
+                        "done",
+                        {
+                            "answer": gen.text,
+                            "stop_reason": reason,
+                            "new_tokens": gen.new_tokens,
+                            "first_token_s": first,
+                            "total_s": time.perf_counter() - t0,
+                            "graph_used": bool(gp is not None and not gp.fallback),
+                            "evidence": gp.evidence if gp else [],
+                        },
+                    )
+                )
         except Exception as exc:
             log.exception("answering %r failed", question[:80])
             out.put(StreamEvent("error", {"message": f"the model failed: {type(exc).__name__}: {exc}"}))

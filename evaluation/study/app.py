@@ -88,10 +88,19 @@ def create_app(services):
 
     def page(request, name: str, **context):
         answerer = services.answerer
-        return templates.TemplateResponse(request, name, {
-            "page": name.split(".")[0], "learner": learner_of(request), "topics": guide.topics(),
-            "system": answerer.system if answerer else None, "why": answerer.why if answerer else None,
-            "judge": services.judge.name if services.judge else None, **context})
+        return templates.TemplateResponse(
+            request,
+            name,
+            {
+                "page": name.split(".")[0],
+                "learner": learner_of(request),
+                "topics": guide.topics(),
+                "system": answerer.system if answerer else None,
+                "why": answerer.why if answerer else None,
+                "judge": services.judge.name if services.judge else None,
+                **context,
+            },
+        )
 
     @app.get("/", response_class=HTMLResponse)
     def ask_page(request: Request):
@@ -117,13 +126,27 @@ def create_app(services):
 
         sg = services.ctx.subgraphs([question])[0]
         answerer = services.answerer
+        reads_graph = bool(answerer and answerer.reads_graph)
+        # a graph system's own evidence settings decide what it is given; the page shows exactly that
+        evidence = answerer.runner.graph_prompts([question])[0].evidence if reads_graph else evidence_lines(sg)
         return {
-            "system": answerer.system if answerer else None, "reads_graph": bool(answerer and answerer.reads_graph),
-            "evidence": evidence_lines(sg), "graph_empty": sg.empty, "subgraph_svg": subgraph_svg(sg.to_dict()),
+            "system": answerer.system if answerer else None,
+            "reads_graph": reads_graph,
+            "evidence": evidence,
+            "graph_empty": sg.empty,
+            "subgraph_svg": subgraph_svg(sg.to_dict()),
             "concepts": [{"name": n.name, "reason": n.reason} for n in sg.nodes],
-            "study_guide": [{"id": n.item.id, "question": n.item.question, "answer": n.item.answer, "domain": n.item.domain,
-                             "topic": n.item.topic, "similarity": round(n.similarity, 3)}
-                            for n in guide.nearest_to_question(question, 3)],
+            "study_guide": [
+                {
+                    "id": n.item.id,
+                    "question": n.item.question,
+                    "answer": n.item.answer,
+                    "domain": n.item.domain,
+                    "topic": n.item.topic,
+                    "similarity": round(n.similarity, 3),
+                }
+                for n in guide.nearest_to_question(question, 3)
+            ],
         }
 
     def sse(kind: str, data: dict) -> str:
@@ -143,8 +166,6 @@ def create_app(services):
                 yield sse("context", context)
                 while True:
                     ev = await run_in_threadpool(events.get)
-                    if ev.kind == "done" and services.answerer.reads_graph:
-                        ev.data["evidence_given"] = ev.data["evidence"]
                     yield sse(ev.kind, ev.data)
                     if ev.kind != "token":
                         return
@@ -155,16 +176,26 @@ def create_app(services):
 
     # --- mock interview ----------------------------------------------------------------------------------
     def question_view(item) -> dict:
-        return {"id": item.id, "question": item.question, "domain": item.domain, "difficulty": item.difficulty,
-                "topic": item.topic}
+        return {
+            "id": item.id,
+            "question": item.question,
+            "domain": item.domain,
+            "difficulty": item.difficulty,
+            "topic": item.topic,
+        }
 
     @app.get("/api/question/{question_id}")
     def question(question_id: str):
         return question_view(guide.get(question_id))
 
     @app.get("/api/next")
-    def next_question(learner: str | None = None, mode: str = "pick", domain: str | None = None,
-                      difficulty: str | None = None, topic: str | None = None):
+    def next_question(
+        learner: str | None = None,
+        mode: str = "pick",
+        domain: str | None = None,
+        difficulty: str | None = None,
+        topic: str | None = None,
+    ):
         if mode not in ("pick", "due"):
             return error(400, f"mode must be pick or due, got {mode!r}")
         pool = guide.select(domain or None, difficulty or None, topic or None)
@@ -178,8 +209,11 @@ def create_app(services):
                 upcoming = sorted(c["due"] for q, c in known.items() if q in ids)
                 when = f"; the next one is due at {upcoming[0]}" if upcoming else ""
                 return {"question": None, "message": f"nothing is due now{when}. Pick a new question instead."}
-            return {"question": question_view(guide.get(due[0]["question_id"])), "due": due[0]["due"],
-                    "due_count": len(due)}
+            return {
+                "question": question_view(guide.get(due[0]["question_id"])),
+                "due": due[0]["due"],
+                "due_count": len(due),
+            }
         fresh = [it for it in pool if it.id not in known]
         with rng_lock:
             item = rng.choice(fresh or pool)
@@ -196,8 +230,13 @@ def create_app(services):
         item = guide.get(body.question_id)
         grade = services.grader.grade(item, body.answer).to_dict()
         saved = store.save_attempt(learner, item, body.answer.strip(), grade, services.scheduler)
-        return {"attempt": saved, "grade": grade, "answer": body.answer.strip(), "question": question_view(item),
-                "judge_available": services.judge is not None}
+        return {
+            "attempt": saved,
+            "grade": grade,
+            "answer": body.answer.strip(),
+            "question": question_view(item),
+            "judge_available": services.judge is not None,
+        }
 
     class LearnerBody(BaseModel):
         learner: str
@@ -230,12 +269,21 @@ def create_app(services):
             a["question"] = guide.by_id[a["question_id"]].question if a["question_id"] in guide.by_id else None
         due = store.due(learner)
         cards = store.cards(learner)
-        return {"learner": learner, "attempts": attempts, "n_attempts": len(store.attempts(learner)),
-                "due": [{"question_id": c["question_id"], "due": c["due"],
-                         "question": guide.by_id[c["question_id"]].question if c["question_id"] in guide.by_id else None}
-                        for c in due],
-                "upcoming": [{"question_id": c["question_id"], "due": c["due"]} for c in cards if c not in due][:20],
-                "mastery": store.mastery(learner)}
+        return {
+            "learner": learner,
+            "attempts": attempts,
+            "n_attempts": len(store.attempts(learner)),
+            "due": [
+                {
+                    "question_id": c["question_id"],
+                    "due": c["due"],
+                    "question": guide.by_id[c["question_id"]].question if c["question_id"] in guide.by_id else None,
+                }
+                for c in due
+            ],
+            "upcoming": [{"question_id": c["question_id"], "due": c["due"]} for c in cards if c not in due][:20],
+            "mastery": store.mastery(learner),
+        }
 
     @app.get("/api/progress")
     def progress(learner: str):
@@ -250,8 +298,11 @@ def create_app(services):
     def export(learner: str):
         doc = export_progress(store, check_name(learner))
         safe = "".join(ch if ch.isalnum() else "-" for ch in learner)[:40]
-        return Response(json.dumps(doc, ensure_ascii=False, indent=1), media_type="application/json",
-                        headers={"Content-Disposition": f'attachment; filename="studyllama-progress-{safe}.json"'})
+        return Response(
+            json.dumps(doc, ensure_ascii=False, indent=1),
+            media_type="application/json",
+            headers={"Content-Disposition": f'attachment; filename="studyllama-progress-{safe}.json"'},
+        )
 
     @app.post("/api/import")
     async def import_(request: Request, learner: str | None = None):
@@ -262,8 +313,14 @@ def create_app(services):
     @app.get("/api/status")
     def status():
         answerer = services.answerer
-        return {"system": answerer.system if answerer else None, "why": answerer.why if answerer else None,
-                "questions": len(guide.items), "concepts": len(guide.index.ids),
-                "judge": None if services.judge is None else {"name": services.judge.name, "sanity": services.judge.verdict()}}
+        return {
+            "system": answerer.system if answerer else None,
+            "why": answerer.why if answerer else None,
+            "questions": len(guide.items),
+            "concepts": len(guide.index.ids),
+            "judge": None
+            if services.judge is None
+            else {"name": services.judge.name, "sanity": services.judge.verdict()},
+        }
 
     return app

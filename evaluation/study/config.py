@@ -1,4 +1,5 @@
 """StudyConfig: what `python -m evaluation.study` serves and where it keeps progress."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

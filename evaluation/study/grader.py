@@ -15,6 +15,7 @@ The score (0-1) weighs key points 0.5, concepts 0.3 and ROUGE-L 0.2 (weights ren
 reference names no concept), and maps to an FSRS rating. scripts/grader_validity.py measures whether the
 score ranks a reference answer above a wrong, a truncated and a generated one.
 """
+
 from __future__ import annotations
 
 import logging
@@ -85,8 +86,10 @@ def check_answer(answer) -> str:
     if not text:
         raise AnswerError("the answer is empty: type an answer first")
     if len(text) > MAX_ANSWER_CHARS:
-        raise AnswerError(f"the answer is {len(text):,} characters long, over the {MAX_ANSWER_CHARS:,}-character limit "
-                          "(the longest reference answer is under 8,000); shorten it")
+        raise AnswerError(
+            f"the answer is {len(text):,} characters long, over the {MAX_ANSWER_CHARS:,}-character limit "
+            "(the longest reference answer is under 8,000); shorten it"
+        )
     return text
 
 
@@ -155,8 +158,10 @@ class Grader:
         best = sims.argmax(axis=1)
         match = sims[np.arange(len(ref.sentences)), best]
         credit = np.clip((match - CREDIT_LOW) / (CREDIT_HIGH - CREDIT_LOW), 0.0, 1.0)
-        key_points = [KeyPoint(s, bool(m >= COVERED), round(float(m), 4), sents[int(b)] if m >= COVERED else None)
-                      for s, m, b in zip(ref.sentences, match, best)]
+        key_points = [
+            KeyPoint(s, bool(m >= COVERED), round(float(m), 4), sents[int(b)] if m >= COVERED else None)
+            for s, m, b in zip(ref.sentences, match, best)
+        ]
 
         guide = self.guide
         cov = coverage_of(guide.reference_concepts.get(item.id, []), concepts_in(guide.index, text, guide.generic))
@@ -175,11 +180,26 @@ class Grader:
             entry["for"].append(missed_names[tail])
         nexts = guide.practise_next(item, cov.missed, k=practise)
         return Grade(
-            question_id=item.id, score=round(score, 4), rating=rating_for(score),
-            concepts_named=[guide.concept(c) for c in cov.named], concepts_missed=[guide.concept(c) for c in cov.missed],
-            concept_coverage=cov.coverage, similarity={"minilm_cosine": round(cosine, 4), "rouge_l": round(rouge_l, 4)},
-            key_points=key_points, prerequisites=list(prereqs.values())[:8],
-            practise_next=[{"id": n.item.id, "question": n.item.question, "domain": n.item.domain, "topic": n.item.topic,
-                            "difficulty": n.item.difficulty, "similarity": round(n.similarity, 4)} for n in nexts],
-            reference_answer=item.answer, parts={k: (round(v, 4) if v is not None else None) for k, v in parts.items()},
+            question_id=item.id,
+            score=round(score, 4),
+            rating=rating_for(score),
+            concepts_named=[guide.concept(c) for c in cov.named],
+            concepts_missed=[guide.concept(c) for c in cov.missed],
+            concept_coverage=cov.coverage,
+            similarity={"minilm_cosine": round(cosine, 4), "rouge_l": round(rouge_l, 4)},
+            key_points=key_points,
+            prerequisites=list(prereqs.values())[:8],
+            practise_next=[
+                {
+                    "id": n.item.id,
+                    "question": n.item.question,
+                    "domain": n.item.domain,
+                    "topic": n.item.topic,
+                    "difficulty": n.item.difficulty,
+                    "similarity": round(n.similarity, 4),
+                }
+                for n in nexts
+            ],
+            reference_answer=item.answer,
+            parts={k: (round(v, 4) if v is not None else None) for k, v in parts.items()},
         )

@@ -5,6 +5,7 @@ on-disk cache `data.prepare` fills, so nothing is encoded twice); the concepts e
 (linked once by the graph's own linker and cached on disk per graph and corpus); and the graph's concept
 names, definitions and prerequisite edges.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -29,8 +30,15 @@ class Neighbour:
 class StudyGuide:
     """The corpus and the concept graph's index, ready for the app's look-ups."""
 
-    def __init__(self, items: list[QAItem], question_vecs: np.ndarray, index, generic: set[str],
-                 reference_concepts: dict[str, list[str]], embedder=None):
+    def __init__(
+        self,
+        items: list[QAItem],
+        question_vecs: np.ndarray,
+        index,
+        generic: set[str],
+        reference_concepts: dict[str, list[str]],
+        embedder=None,
+    ):
         if len(items) != len(question_vecs):
             raise ValueError(f"{len(items)} items but {len(question_vecs)} question vectors")
         self.items = items
@@ -55,8 +63,13 @@ class StudyGuide:
         work = Path(work_dir)
         vecs = embed_cached([it.question for it in items], Path(question_cache))
         generic, concepts = _reference_concepts(items, index, work)
-        log.info("study guide: %d questions, %d concepts in the graph (%d too generic to grade: %s)",
-                 len(items), len(index.ids), len(generic), ", ".join(sorted(generic)))
+        log.info(
+            "study guide: %d questions, %d concepts in the graph (%d too generic to grade: %s)",
+            len(items),
+            len(index.ids),
+            len(generic),
+            ", ".join(sorted(generic)),
+        )
         return cls(items, vecs, index, generic, concepts)
 
     @property
@@ -83,9 +96,16 @@ class StudyGuide:
             out.setdefault(it.domain, set()).add(it.topic)
         return {d: sorted(t) for d, t in sorted(out.items())}
 
-    def select(self, domain: str | None = None, difficulty: str | None = None, topic: str | None = None) -> list[QAItem]:
-        return [it for it in self.items if (not domain or it.domain == domain) and (not difficulty or it.difficulty == difficulty)
-                and (not topic or it.topic == topic)]
+    def select(
+        self, domain: str | None = None, difficulty: str | None = None, topic: str | None = None
+    ) -> list[QAItem]:
+        return [
+            it
+            for it in self.items
+            if (not domain or it.domain == domain)
+            and (not difficulty or it.difficulty == difficulty)
+            and (not topic or it.topic == topic)
+        ]
 
     def nearest(self, vec: np.ndarray, k: int = 3, exclude: set[str] | None = None) -> list[Neighbour]:
         """The k questions whose vectors are closest to `vec` (cosine), without the excluded ids."""
@@ -133,7 +153,9 @@ def _reference_concepts(items: list[QAItem], index, work: Path) -> tuple[set[str
     """(generic concepts, item id -> concepts of its reference answer), cached per graph and corpus."""
     from kg.coverage import concepts_in, generic_concepts
 
-    digest = hashlib.sha256(json.dumps([index.digest, sorted((it.id, it.answer) for it in items)]).encode()).hexdigest()[:16]
+    digest = hashlib.sha256(
+        json.dumps([index.digest, sorted((it.id, it.answer) for it in items)]).encode()
+    ).hexdigest()[:16]
     path = work / f"reference_concepts-{digest}.json"
     if path.exists():
         try:

@@ -7,6 +7,7 @@ FSRS's own JSON. Import checks the whole document first and names every problem 
 (an attempt is the same when its question and time are), and takes each card whose last review is newer
 than the stored one. Importing the same file twice changes nothing the second time.
 """
+
 from __future__ import annotations
 
 import json
@@ -23,8 +24,11 @@ class ProgressFileError(ValueError):
         self.problems = problems
         shown = problems[:MAX_PROBLEMS_SHOWN]
         more = f"; and {len(problems) - len(shown)} more" if len(problems) > len(shown) else ""
-        super().__init__(f"the progress file cannot be imported ({len(problems)} problem(s), nothing was changed): "
-                         + "; ".join(shown) + more)
+        super().__init__(
+            f"the progress file cannot be imported ({len(problems)} problem(s), nothing was changed): "
+            + "; ".join(shown)
+            + more
+        )
 
 
 def export_progress(store, learner: str) -> dict:
@@ -32,9 +36,29 @@ def export_progress(store, learner: str) -> dict:
 
     attempts = list(reversed(store.attempts(learner, full=True)))
     return {
-        "format": FORMAT, "version": VERSION, "learner": learner, "exported_at": now_utc().isoformat(),
-        "attempts": [{k: a[k] for k in ("question_id", "domain", "topic", "difficulty", "answer", "score", "rating",
-                                        "created", "grade", "review", "judge")} for a in attempts],
+        "format": FORMAT,
+        "version": VERSION,
+        "learner": learner,
+        "exported_at": now_utc().isoformat(),
+        "attempts": [
+            {
+                k: a[k]
+                for k in (
+                    "question_id",
+                    "domain",
+                    "topic",
+                    "difficulty",
+                    "answer",
+                    "score",
+                    "rating",
+                    "created",
+                    "grade",
+                    "review",
+                    "judge",
+                )
+            }
+            for a in attempts
+        ],
         "cards": [{"question_id": c["question_id"], "card": c["card"]} for c in store.cards(learner)],
     }
 
@@ -59,7 +83,9 @@ def check_progress(doc) -> list[str]:
         return [f"the document must be a JSON object, got {type(doc).__name__}"]
     problems = []
     if doc.get("format") != FORMAT:
-        problems.append(f"format: expected {FORMAT!r}, got {doc.get('format')!r} (is this a StudyLLaMA progress export?)")
+        problems.append(
+            f"format: expected {FORMAT!r}, got {doc.get('format')!r} (is this a StudyLLaMA progress export?)"
+        )
     if doc.get("version") != VERSION:
         problems.append(f"version: expected {VERSION}, got {doc.get('version')!r}")
     try:
@@ -144,22 +170,42 @@ def import_progress(store, doc: dict, learner: str | None = None) -> dict:
         lid = store.learner_id(con, name, create=True)
         for a in doc["attempts"]:
             cur = con.execute(
-                "INSERT OR IGNORE INTO attempts (learner_id, question_id, domain, topic, difficulty, answer, score, rating, "
-                "grade, review, judge, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (lid, a["question_id"], a.get("domain"), a.get("topic"), a.get("difficulty"), a["answer"], float(a["score"]),
-                 a["rating"], json.dumps(a["grade"], ensure_ascii=False), json.dumps(a["review"]),
-                 json.dumps(a["judge"]) if a.get("judge") else None, _time(a["created"]).astimezone(timezone.utc).isoformat()))
+                "INSERT OR IGNORE INTO attempts (learner_id, question_id, domain, topic, difficulty, answer, score, "
+                "rating, grade, review, judge, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    lid,
+                    a["question_id"],
+                    a.get("domain"),
+                    a.get("topic"),
+                    a.get("difficulty"),
+                    a["answer"],
+                    float(a["score"]),
+                    a["rating"],
+                    json.dumps(a["grade"], ensure_ascii=False),
+                    json.dumps(a["review"]),
+                    json.dumps(a["judge"]) if a.get("judge") else None,
+                    _time(a["created"]).astimezone(timezone.utc).isoformat(),
+                ),
+            )
             added += cur.rowcount
         for c in doc["cards"]:
-            row = con.execute("SELECT card FROM cards WHERE learner_id = ? AND question_id = ?", (lid, c["question_id"])).fetchone()
+            row = con.execute(
+                "SELECT card FROM cards WHERE learner_id = ? AND question_id = ?", (lid, c["question_id"])
+            ).fetchone()
             theirs = c["card"].get("last_review") or ""
             if row is not None and (json.loads(row["card"]).get("last_review") or "") >= theirs:
                 continue
             con.execute(
                 "INSERT INTO cards (learner_id, question_id, card, due, attempt_id) VALUES (?, ?, ?, ?, 0) "
                 "ON CONFLICT (learner_id, question_id) DO UPDATE SET card = excluded.card, due = excluded.due",
-                (lid, c["question_id"], json.dumps(c["card"]), _utc_key(c["card"]["due"])))
+                (lid, c["question_id"], json.dumps(c["card"]), _utc_key(c["card"]["due"])),
+            )
             cards_taken += 1
         # every card points at its question's latest attempt, whichever side that came from
         con.execute(f"UPDATE cards SET attempt_id = ({LATEST_ATTEMPT}) WHERE learner_id = ?", (lid,))
-    return {"learner": name, "attempts_added": added, "attempts_in_file": len(doc["attempts"]), "cards_taken": cards_taken}
+    return {
+        "learner": name,
+        "attempts_added": added,
+        "attempts_in_file": len(doc["attempts"]),
+        "cards_taken": cards_taken,
+    }

@@ -4,6 +4,7 @@ The grader's rating (again, hard, good, easy) is the review's rating; FSRS turns
 its next due time. Cards are kept as FSRS's own JSON (`Card.to_dict`), so a progress export carries them
 exactly and another FSRS client could read them.
 """
+
 from __future__ import annotations
 
 from datetime import datetime, timezone

@@ -1,5 +1,6 @@
 """Everything the study app serves from, loaded once at start: the answering system, the concept graph,
 the study guide, the grader, the progress store, the FSRS scheduler and (when configured) the judge."""
+
 from __future__ import annotations
 
 import logging
@@ -57,8 +58,16 @@ def build_services(cfg, kg_cfg=None, store_cfg=None, judge_cfg=None) -> Services
         judge = StudyJudge(OpenAIJudge(judge_cfg), guide.items, cfg.judge_sanity, open_cache(judge_cfg.cache_dir))
         if cfg.judge_sanity:
             judge.start_sanity()
-    services = Services(cfg, guide, Grader(guide), ProgressStore(cfg.db), make_scheduler(cfg.desired_retention, cfg.fuzz),
-                        ctx, answerer, judge)
+    services = Services(
+        cfg,
+        guide,
+        Grader(guide),
+        ProgressStore(cfg.db),
+        make_scheduler(cfg.desired_retention, cfg.fuzz),
+        ctx,
+        answerer,
+        judge,
+    )
     if answerer is not None and cfg.warm_up:
         answerer.warm_up()
     services.grader.grade(guide.items[0], guide.items[0].answer)  # loads the sentencizer, MiniLM and ROUGE once

@@ -7,6 +7,7 @@ answered "saved" survives. Every card points at the attempt that last moved it (
 `check_consistency` verifies that. Each thread gets its own connection; writers wait for each other
 (busy timeout) instead of failing, so several learners can answer at once.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -55,8 +56,10 @@ CREATE TABLE IF NOT EXISTS cards (
 CREATE INDEX IF NOT EXISTS cards_due ON cards (learner_id, due);
 """
 # the attempt a card must point at: its question's latest (by time, then id)
-LATEST_ATTEMPT = ("SELECT a.id FROM attempts a WHERE a.learner_id = cards.learner_id AND a.question_id = cards.question_id "
-                  "ORDER BY a.created DESC, a.id DESC LIMIT 1")
+LATEST_ATTEMPT = (
+    "SELECT a.id FROM attempts a WHERE a.learner_id = cards.learner_id AND a.question_id = cards.question_id "
+    "ORDER BY a.created DESC, a.id DESC LIMIT 1"
+)
 
 
 class LearnerError(ValueError):
@@ -68,7 +71,9 @@ def check_name(name) -> str:
         raise LearnerError("the learner's name is empty: type a name first")
     name = " ".join(name.split())
     if len(name) > MAX_NAME_CHARS:
-        raise LearnerError(f"the learner's name is {len(name)} characters long, over the {MAX_NAME_CHARS}-character limit")
+        raise LearnerError(
+            f"the learner's name is {len(name)} characters long, over the {MAX_NAME_CHARS}-character limit"
+        )
     if any(not ch.isprintable() for ch in name):
         raise LearnerError("the learner's name holds control characters")
     return name
@@ -143,7 +148,9 @@ class ProgressStore:
             return int(row["id"])
         if not create:
             return None
-        return int(con.execute("INSERT INTO learners (name, created) VALUES (?, ?)", (name, now_utc().isoformat())).lastrowid)
+        return int(
+            con.execute("INSERT INTO learners (name, created) VALUES (?, ?)", (name, now_utc().isoformat())).lastrowid
+        )
 
     def add_learner(self, name: str) -> str:
         name = check_name(name)
@@ -161,7 +168,9 @@ class ProgressStore:
         return lid
 
     # --- attempts ---------------------------------------------------------------------------------------
-    def save_attempt(self, learner: str, item, answer: str, grade: dict, scheduler, when: datetime | None = None) -> dict:
+    def save_attempt(
+        self, learner: str, item, answer: str, grade: dict, scheduler, when: datetime | None = None
+    ) -> dict:
         """Record a graded attempt and move the question's card; returns the attempt with its new due time."""
         from evaluation.study.schedule import new_card, review
 
@@ -170,14 +179,28 @@ class ProgressStore:
         pause = float(os.environ.get(PAUSE_ENV) or 0)
         with self.transaction() as con:
             lid = self.learner_id(con, name, create=True)
-            row = con.execute("SELECT card FROM cards WHERE learner_id = ? AND question_id = ?", (lid, item.id)).fetchone()
+            row = con.execute(
+                "SELECT card FROM cards WHERE learner_id = ? AND question_id = ?", (lid, item.id)
+            ).fetchone()
             card = json.loads(row["card"]) if row else new_card(card_id(name, item.id), when)
             card, review_log = review(scheduler, card, grade["rating"], when)
             cur = con.execute(
-                "INSERT INTO attempts (learner_id, question_id, domain, topic, difficulty, answer, score, rating, grade, "
-                "review, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (lid, item.id, item.domain, item.topic, item.difficulty, answer, grade["score"], grade["rating"],
-                 json.dumps(grade, ensure_ascii=False), json.dumps(review_log), when.isoformat()))
+                "INSERT INTO attempts (learner_id, question_id, domain, topic, difficulty, answer, score, rating, "
+                "grade, review, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    lid,
+                    item.id,
+                    item.domain,
+                    item.topic,
+                    item.difficulty,
+                    answer,
+                    grade["score"],
+                    grade["rating"],
+                    json.dumps(grade, ensure_ascii=False),
+                    json.dumps(review_log),
+                    when.isoformat(),
+                ),
+            )
             attempt_id = int(cur.lastrowid)
             if pause:
                 log.warning("attempt %d: transaction open, pausing %.1f s (%s)", attempt_id, pause, PAUSE_ENV)
@@ -186,21 +209,32 @@ class ProgressStore:
                 "INSERT INTO cards (learner_id, question_id, card, due, attempt_id) VALUES (?, ?, ?, ?, ?) "
                 "ON CONFLICT (learner_id, question_id) DO UPDATE SET card = excluded.card, due = excluded.due, "
                 "attempt_id = excluded.attempt_id",
-                (lid, item.id, json.dumps(card), _utc_key(card["due"]), attempt_id))
-        return {"id": attempt_id, "learner": name, "question_id": item.id, "score": grade["score"],
-                "rating": grade["rating"], "created": when.isoformat(), "due": card["due"]}
+                (lid, item.id, json.dumps(card), _utc_key(card["due"]), attempt_id),
+            )
+        return {
+            "id": attempt_id,
+            "learner": name,
+            "question_id": item.id,
+            "score": grade["score"],
+            "rating": grade["rating"],
+            "created": when.isoformat(),
+            "due": card["due"],
+        }
 
     def set_judge(self, attempt_id: int, learner: str, judge: dict) -> None:
         lid = self._known(learner)
         with self.transaction() as con:
-            cur = con.execute("UPDATE attempts SET judge = ? WHERE id = ? AND learner_id = ?",
-                              (json.dumps(judge), attempt_id, lid))
+            cur = con.execute(
+                "UPDATE attempts SET judge = ? WHERE id = ? AND learner_id = ?", (json.dumps(judge), attempt_id, lid)
+            )
             if cur.rowcount != 1:
                 raise LearnerError(f"learner {learner!r} has no attempt {attempt_id}")
 
     def attempt(self, attempt_id: int, learner: str) -> dict:
         lid = self._known(learner)
-        row = self._con().execute("SELECT * FROM attempts WHERE id = ? AND learner_id = ?", (attempt_id, lid)).fetchone()
+        row = (
+            self._con().execute("SELECT * FROM attempts WHERE id = ? AND learner_id = ?", (attempt_id, lid)).fetchone()
+        )
         if row is None:
             raise LearnerError(f"learner {learner!r} has no attempt {attempt_id}")
         return _attempt_dict(row, full=True)
@@ -214,8 +248,11 @@ class ProgressStore:
 
     def cards(self, learner: str) -> list[dict]:
         lid = self._known(learner)
-        rows = self._con().execute("SELECT question_id, card, due FROM cards WHERE learner_id = ? ORDER BY due, question_id",
-                                   (lid,)).fetchall()
+        rows = (
+            self._con()
+            .execute("SELECT question_id, card, due FROM cards WHERE learner_id = ? ORDER BY due, question_id", (lid,))
+            .fetchall()
+        )
         return [{"question_id": r["question_id"], "card": json.loads(r["card"]), "due": r["due"]} for r in rows]
 
     def due(self, learner: str, when: datetime | None = None) -> list[dict]:
@@ -240,10 +277,14 @@ class ProgressStore:
         problems = [r[0] for r in con.execute("PRAGMA integrity_check") if r[0] != "ok"]
         for r in con.execute(f"SELECT learner_id, question_id, attempt_id, ({LATEST_ATTEMPT}) AS latest FROM cards"):
             if r["latest"] is None or r["attempt_id"] != r["latest"]:
-                problems.append(f"card of learner {r['learner_id']} for {r['question_id']} points at attempt "
-                                f"{r['attempt_id']}, the latest attempt is {r['latest']}")
-        for r in con.execute("SELECT a.learner_id, a.question_id FROM attempts a LEFT JOIN cards c ON "
-                             "c.learner_id = a.learner_id AND c.question_id = a.question_id WHERE c.question_id IS NULL"):
+                problems.append(
+                    f"card of learner {r['learner_id']} for {r['question_id']} points at attempt "
+                    f"{r['attempt_id']}, the latest attempt is {r['latest']}"
+                )
+        for r in con.execute(
+            "SELECT a.learner_id, a.question_id FROM attempts a LEFT JOIN cards c ON "
+            "c.learner_id = a.learner_id AND c.question_id = a.question_id WHERE c.question_id IS NULL"
+        ):
             problems.append(f"attempt of learner {r['learner_id']} at {r['question_id']} has no card")
         return problems
 

@@ -1,6 +1,7 @@
 """The study app end to end: `python -m evaluation.study` on the bundled model and the session-built graph,
 driven through Debian's Chromium with Playwright (ask, mock interview, reload), plus bad input, two learners
 at once, and a SIGKILL in the middle of a save followed by a restart."""
+
 import json
 import os
 import shutil
@@ -15,11 +16,18 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import ROOT, store_args
+from tests.integration.conftest import ROOT
 
 pytestmark = pytest.mark.integration
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 HOSTILE = '<img src=x onerror="window.__pwned=1"><script>window.__pwned=2</script>'
 
 
@@ -28,8 +36,14 @@ class App:
 
     def __init__(self, args: list[str], env_extra: dict | None = None, timeout: float = 900):
         env = dict(os.environ, PYTHONUNBUFFERED="1", HF_HUB_OFFLINE="1", **(env_extra or {}))
-        self.proc = subprocess.Popen([sys.executable, "-m", "evaluation.study", "--port", "0", *args], cwd=ROOT, env=env,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "evaluation.study", "--port", "0", *args],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         self.lines: list[str] = []
         self._events: list[tuple[str, threading.Event]] = []
         threading.Thread(target=self._read_stderr, daemon=True).start()
@@ -81,8 +95,16 @@ def call(url: str, method: str = "GET", body=None, raw: bytes | None = None, tim
 @pytest.fixture(scope="module")
 def app_args(prepared_data, built, kg_dirs, tmp_path_factory):
     work = tmp_path_factory.mktemp("study")
-    return work, ["--work_dir", str(work), "--question_cache", str(Path(prepared_data) / "question_embeddings.npz"),
-                  "--kg.work_dir", str(kg_dirs[1]), "--store.data_dir", str(kg_dirs[0])]
+    return work, [
+        "--work_dir",
+        str(work),
+        "--question_cache",
+        str(Path(prepared_data) / "question_embeddings.npz"),
+        "--kg.work_dir",
+        str(kg_dirs[1]),
+        "--store.data_dir",
+        str(kg_dirs[0]),
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +133,9 @@ def page(browser):
     pg = context.new_page()
     pg.set_default_timeout(300_000)  # the bundled model shares two cores with the rest of the suite
     problems = []
-    pg.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type in ("error", "warning") else None)
+    pg.on(
+        "console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type in ("error", "warning") else None
+    )
     pg.on("pageerror", lambda e: problems.append(f"page error: {e}"))
     pg.problems = problems
     yield pg
@@ -227,8 +251,13 @@ def test_two_learners_answering_at_once(app):
 
     def answer(name: str):
         for i in range(6):
-            results[name].append(call(url + "/api/answer", "POST", {"learner": name, "question_id": qids[i % 3],
-                                                                    "answer": f"{name} answer {i} about attention"}))
+            results[name].append(
+                call(
+                    url + "/api/answer",
+                    "POST",
+                    {"learner": name, "question_id": qids[i % 3], "answer": f"{name} answer {i} about attention"},
+                )
+            )
 
     threads = [threading.Thread(target=answer, args=(n,)) for n in results]
     for t in threads:
@@ -240,7 +269,9 @@ def test_two_learners_answering_at_once(app):
         progress = call(url + f"/api/progress?learner={name}")[1]
         assert progress["n_attempts"] == 6
         exported = call(url + f"/api/export?learner={name}")[1]
-        assert sorted(a["answer"] for a in exported["attempts"]) == sorted(f"{name} answer {i} about attention" for i in range(6))
+        assert sorted(a["answer"] for a in exported["attempts"]) == sorted(
+            f"{name} answer {i} about attention" for i in range(6)
+        )
 
 
 def test_sigkill_during_a_save_then_restart_loses_nothing_saved(app_args):
@@ -253,17 +284,29 @@ def test_sigkill_during_a_save_then_restart_loses_nothing_saved(app_args):
     try:
         qid = call(first.url + "/api/next?domain=cs")[1]["question"]["id"]
         for i in range(2):
-            assert call(first.url + "/api/answer", "POST", {"learner": "ivy", "question_id": qid, "answer": f"saved {i}"})[0] == 200
+            assert (
+                call(first.url + "/api/answer", "POST", {"learner": "ivy", "question_id": qid, "answer": f"saved {i}"})[
+                    0
+                ]
+                == 200
+            )
     finally:
         first.stop(signal.SIGKILL)
 
     pausing = App(args, {PAUSE_ENV: "120"})
     try:
         reply: list = []
-        t = threading.Thread(target=lambda: reply.append(call(pausing.url + "/api/answer", "POST",
-                                                              {"learner": "ivy", "question_id": qid, "answer": "in flight"},
-                                                              timeout=200)),
-                             daemon=True)
+        t = threading.Thread(
+            target=lambda: reply.append(
+                call(
+                    pausing.url + "/api/answer",
+                    "POST",
+                    {"learner": "ivy", "question_id": qid, "answer": "in flight"},
+                    timeout=200,
+                )
+            ),
+            daemon=True,
+        )
         t.start()
         assert pausing.wait_for_log("transaction open"), "".join(pausing.lines[-20:])
     finally:
@@ -277,6 +320,9 @@ def test_sigkill_during_a_save_then_restart_loses_nothing_saved(app_args):
         store = ProgressStore(db)
         assert store.check_consistency() == []
         store.close()
-        assert call(restarted.url + "/api/answer", "POST", {"learner": "ivy", "question_id": qid, "answer": "after"})[0] == 200
+        assert (
+            call(restarted.url + "/api/answer", "POST", {"learner": "ivy", "question_id": qid, "answer": "after"})[0]
+            == 200
+        )
     finally:
         restarted.stop()

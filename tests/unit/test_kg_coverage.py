@@ -1,5 +1,6 @@
 """kg.coverage: concepts named in a text by the graph's own linker, coverage of a reference's concepts,
 generic concepts, and prerequisites read the right way round."""
+
 from kg.coverage import concept_coverage, concepts_in, coverage_of, generic_concepts, prerequisites
 from tests.fixtures.study import tiny_index
 
@@ -43,4 +44,6 @@ def test_prerequisites_follow_the_edge_direction():
     assert prerequisites(idx, ["hash-function"]) == [("modular-arithmetic", "hash-function")]
     assert prerequisites(idx, ["modular-arithmetic"]) == []
     assert set(prerequisites(idx, ["hash-table", "binary-search", "unknown"])) == {
-        ("hash-function", "hash-table"), ("sorted-array", "binary-search")}
+        ("hash-function", "hash-table"),
+        ("sorted-array", "binary-search"),
+    }

@@ -1,5 +1,6 @@
 """The study app's HTTP API on the hand-made guide (no model, a real SQLite store), with and without a
 scripted judge: pages, picking, grading and saving, the schedule, export/import, and the errors it gives."""
+
 import json
 import re
 
@@ -42,8 +43,16 @@ def make_client(tmp_path, judge=None):
     if judge is not None:
         study_judge = StudyJudge(judge, list(ITEMS), sanity_pairs=3)
         study_judge.start_sanity().join()
-    services = Services(StudyConfig(db=str(tmp_path / "p.sqlite")), guide, Grader(guide), ProgressStore(tmp_path / "p.sqlite"),
-                        make_scheduler(fuzz=False), ctx=None, answerer=None, judge=study_judge)
+    services = Services(
+        StudyConfig(db=str(tmp_path / "p.sqlite")),
+        guide,
+        Grader(guide),
+        ProgressStore(tmp_path / "p.sqlite"),
+        make_scheduler(fuzz=False),
+        ctx=None,
+        answerer=None,
+        judge=study_judge,
+    )
     return TestClient(create_app(services)), services
 
 
@@ -65,8 +74,14 @@ def test_pages_render_with_local_assets_only(client):
 
 def test_answer_is_graded_saved_and_scheduled(client):
     assert client.post("/api/learners", json={"name": " ada "}).json() == {"learner": "ada"}
-    r = client.post("/api/answer", json={"learner": "ada", "question_id": "cs-1",
-                                         "answer": "A hash table stores key-value pairs in an array of buckets."})
+    r = client.post(
+        "/api/answer",
+        json={
+            "learner": "ada",
+            "question_id": "cs-1",
+            "answer": "A hash table stores key-value pairs in an array of buckets.",
+        },
+    )
     assert r.status_code == 200
     body = r.json()
     assert body["grade"]["rating"] == "hard" and body["judge_available"] is False
@@ -84,10 +99,22 @@ def test_answer_is_graded_saved_and_scheduled(client):
 
 def test_refusals_name_the_problem(client):
     cases = [
-        (client.post("/api/answer", json={"learner": "ada", "question_id": "cs-1", "answer": ""}), 400, "the answer is empty"),
-        (client.post("/api/answer", json={"learner": "ada", "question_id": "nope", "answer": "x"}), 404, "no question with id 'nope'"),
+        (
+            client.post("/api/answer", json={"learner": "ada", "question_id": "cs-1", "answer": ""}),
+            400,
+            "the answer is empty",
+        ),
+        (
+            client.post("/api/answer", json={"learner": "ada", "question_id": "nope", "answer": "x"}),
+            404,
+            "no question with id 'nope'",
+        ),
         (client.post("/api/answer", json={"learner": "ada", "question_id": "cs-1"}), 422, "answer: Field required"),
-        (client.post("/api/answer", content=b"x" * (2 << 20), headers={"content-type": "application/json"}), 413, "over this endpoint"),
+        (
+            client.post("/api/answer", content=b"x" * (2 << 20), headers={"content-type": "application/json"}),
+            413,
+            "over this endpoint",
+        ),
         (client.get("/api/next?domain=stats"), 404, "no question matches"),
         (client.get("/api/next?mode=later"), 400, "mode must be pick or due"),
         (client.get("/api/progress?learner=zed"), 404, "no learner named 'zed'"),
@@ -101,7 +128,9 @@ def test_refusals_name_the_problem(client):
 
 
 def test_export_then_import_through_the_api(client):
-    client.post("/api/answer", json={"learner": "ada", "question_id": "cs-2", "answer": "Binary search halves a sorted array."})
+    client.post(
+        "/api/answer", json={"learner": "ada", "question_id": "cs-2", "answer": "Binary search halves a sorted array."}
+    )
     exported = client.get("/api/export?learner=ada")
     assert "attachment" in exported.headers["content-disposition"]
     r = client.post("/api/import?learner=bea", content=exported.content)

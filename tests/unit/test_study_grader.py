@@ -1,9 +1,9 @@
 """The study app's grader on hand-made examples (tests.fixtures.study: seven concepts, three questions,
 a bag-of-words embedder so every cosine can be worked out by hand), and once with the bundled MiniLM."""
+
 import pytest
 
-from evaluation.study.grader import (MAX_ANSWER_CHARS, AnswerError, Grader, check_answer, rating_for,
-                                     split_sentences)
+from evaluation.study.grader import MAX_ANSWER_CHARS, AnswerError, Grader, check_answer, rating_for, split_sentences
 from tests.fixtures.study import ITEMS, tiny_guide
 
 HASH = ITEMS[0]
@@ -34,8 +34,13 @@ def test_a_partial_answer_names_what_it_missed_with_definitions_and_prerequisite
     assert g.key_points[0].matched_sentence == "A hash table stores key-value pairs in an array of buckets."
     assert names(g.concepts_named) == ["hash table"]
     assert g.concepts_missed == [
-        {"id": "hash-function", "name": "hash function", "definition": "A hash function maps a key to a fixed-size integer."},
-        {"id": "collision", "name": "collision", "definition": "A collision is two keys hashing to the same bucket."}]
+        {
+            "id": "hash-function",
+            "name": "hash function",
+            "definition": "A hash function maps a key to a fixed-size integer.",
+        },
+        {"id": "collision", "name": "collision", "definition": "A collision is two keys hashing to the same bucket."},
+    ]
     assert g.concept_coverage == pytest.approx(1 / 3)
     # modular arithmetic is a prerequisite of the missed hash function; hash function itself is listed as missed
     assert [(p["name"], p["for"]) for p in g.prerequisites] == [("modular arithmetic", ["hash function"])]
@@ -69,10 +74,16 @@ def test_html_in_an_answer_is_graded_as_plain_text(grader):
     assert "hash function" in names(g.concepts_named)
 
 
-@pytest.mark.parametrize("answer, message", [
-    ("", "empty"), ("   \n\t ", "empty"), (None, "must be text"), (12, "must be text"),
-    ("x" * (MAX_ANSWER_CHARS + 1), "over the 10,000-character limit"),
-])
+@pytest.mark.parametrize(
+    "answer, message",
+    [
+        ("", "empty"),
+        ("   \n\t ", "empty"),
+        (None, "must be text"),
+        (12, "must be text"),
+        ("x" * (MAX_ANSWER_CHARS + 1), "over the 10,000-character limit"),
+    ],
+)
 def test_bad_answers_are_refused_with_a_reason(grader, answer, message):
     with pytest.raises(AnswerError, match=message):
         grader.grade(HASH, answer)
@@ -85,12 +96,23 @@ def test_check_answer_strips_and_keeps_the_longest_allowed():
 
 def test_ratings_follow_the_score_thresholds():
     assert [rating_for(s) for s in (0.0, 0.29, 0.3, 0.54, 0.55, 0.79, 0.8, 1.0)] == [
-        "again", "again", "hard", "hard", "good", "good", "easy", "easy"]
+        "again",
+        "again",
+        "hard",
+        "hard",
+        "good",
+        "good",
+        "easy",
+        "easy",
+    ]
 
 
 def test_sentences_are_split_where_a_reader_would():
     assert split_sentences("The mean, e.g. 3.5 here, is high. It uses O(n log n) time!\nk-NN is lazy") == [
-        "The mean, e.g. 3.5 here, is high.", "It uses O(n log n) time!", "k-NN is lazy"]
+        "The mean, e.g. 3.5 here, is high.",
+        "It uses O(n log n) time!",
+        "k-NN is lazy",
+    ]
     assert split_sentences("  ...  ") == []
 
 

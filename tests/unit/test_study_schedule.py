@@ -1,4 +1,5 @@
 """FSRS scheduling of the study app's questions, on fixed times (fuzzing off, so due times are exact)."""
+
 from datetime import datetime, timedelta, timezone
 
 import pytest

@@ -1,4 +1,5 @@
 """The study app's progress store (SQLite, WAL, one transaction per attempt) and its JSON export/import."""
+
 import json
 import os
 import signal
@@ -40,7 +41,13 @@ def test_an_attempt_is_saved_with_its_card_and_comes_back_when_due(store, schedu
     assert saved["due"] == (T0 + timedelta(minutes=1)).isoformat()
     assert store.learners() == ["ada"]
     [a] = store.attempts("ada", full=True)
-    assert (a["question_id"], a["answer"], a["score"], a["rating"], a["topic"]) == ("cs-1", "my answer", 0.1, "again", "hashing")
+    assert (a["question_id"], a["answer"], a["score"], a["rating"], a["topic"]) == (
+        "cs-1",
+        "my answer",
+        0.1,
+        "again",
+        "hashing",
+    )
     assert a["review"]["rating"] == 1
     assert store.due("ada", T0) == []
     assert [c["question_id"] for c in store.due("ada", T0 + timedelta(minutes=2))] == ["cs-1"]
@@ -74,8 +81,9 @@ def test_learners_answering_at_once_from_two_connections_lose_nothing(tmp_path, 
     def answer(k: int, name: str):
         try:
             for i in range(15):
-                stores[k].save_attempt(name, ITEMS[i % 3], f"{name} {i}", grade(0.5, "good"), scheduler,
-                                       T0 + timedelta(seconds=i))
+                stores[k].save_attempt(
+                    name, ITEMS[i % 3], f"{name} {i}", grade(0.5, "good"), scheduler, T0 + timedelta(seconds=i)
+                )
         except Exception as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
 
@@ -111,8 +119,14 @@ store.save_attempt("ada", ITEMS[0], "in flight", g, sched, t0 + timedelta(minute
 def test_a_kill_in_the_middle_of_a_save_leaves_no_partial_attempt(tmp_path):
     db = tmp_path / "progress.sqlite"
     env = dict(os.environ, **{PAUSE_ENV: "60"})
-    proc = subprocess.Popen([sys.executable, "-c", KILLED_SAVER, str(db)], cwd=ROOT, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", KILLED_SAVER, str(db)],
+        cwd=ROOT,
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     try:
         assert proc.stdout.readline().strip() == "saved"
         for line in proc.stderr:  # the second save announces its open transaction, then waits
@@ -157,20 +171,26 @@ def test_import_keeps_the_newer_card_and_points_it_at_the_latest_attempt(store, 
     assert store.check_consistency() == []
 
 
-@pytest.mark.parametrize("mutate, problem", [
-    (lambda d: d.update(format="something-else"), "format: expected 'studyllama-progress'"),
-    (lambda d: d.update(version=7), "version: expected 1, got 7"),
-    (lambda d: d.update(learner=""), "learner: the learner's name is empty"),
-    (lambda d: d.update(attempts={}), "attempts: must be a list"),
-    (lambda d: d["attempts"][0].update(score=1.7), "attempts[0].score: must be a number in [0, 1], got 1.7"),
-    (lambda d: d["attempts"][0].update(rating="great"), "attempts[0].rating: must be one of again, hard, good, easy"),
-    (lambda d: d["attempts"][0].update(created="yesterday"), "attempts[0].created: must be an ISO 8601 time"),
-    (lambda d: d["attempts"][0].update(answer=""), "attempts[0].answer: must be non-empty text"),
-    (lambda d: d["attempts"][0].pop("grade"), "attempts[0].grade: must be an object"),
-    (lambda d: d["cards"][0]["card"].pop("due"), "cards[0].card: is not an FSRS card"),
-    (lambda d: d["cards"].append(d["cards"][0]), "cards[1].question_id: 'cs-1' has a card already"),
-    (lambda d: d["cards"][0].update(question_id="cs-9"), "cards[0]: no attempt at 'cs-9' moved this card"),
-])
+@pytest.mark.parametrize(
+    "mutate, problem",
+    [
+        (lambda d: d.update(format="something-else"), "format: expected 'studyllama-progress'"),
+        (lambda d: d.update(version=7), "version: expected 1, got 7"),
+        (lambda d: d.update(learner=""), "learner: the learner's name is empty"),
+        (lambda d: d.update(attempts={}), "attempts: must be a list"),
+        (lambda d: d["attempts"][0].update(score=1.7), "attempts[0].score: must be a number in [0, 1], got 1.7"),
+        (
+            lambda d: d["attempts"][0].update(rating="great"),
+            "attempts[0].rating: must be one of again, hard, good, easy",
+        ),
+        (lambda d: d["attempts"][0].update(created="yesterday"), "attempts[0].created: must be an ISO 8601 time"),
+        (lambda d: d["attempts"][0].update(answer=""), "attempts[0].answer: must be non-empty text"),
+        (lambda d: d["attempts"][0].pop("grade"), "attempts[0].grade: must be an object"),
+        (lambda d: d["cards"][0]["card"].pop("due"), "cards[0].card: is not an FSRS card"),
+        (lambda d: d["cards"].append(d["cards"][0]), "cards[1].question_id: 'cs-1' has a card already"),
+        (lambda d: d["cards"][0].update(question_id="cs-9"), "cards[0]: no attempt at 'cs-9' moved this card"),
+    ],
+)
 def test_a_bad_progress_file_is_refused_naming_the_problem_and_nothing_changes(store, scheduler, mutate, problem):
     store.save_attempt("ada", ITEMS[0], "one", grade(0.2, "again"), scheduler, T0)
     doc = json.loads(json.dumps(export_progress(store, "ada")))
@@ -191,7 +211,12 @@ def test_unreadable_json_is_refused_with_its_position():
 
 def test_learner_names_are_checked():
     assert check_name("  Ada   Lovelace ") == "Ada Lovelace"
-    for bad, msg in [("", "empty"), ("x" * 65, "over the 64-character limit"), ("a\x00b", "control characters"), (None, "empty")]:
+    for bad, msg in [
+        ("", "empty"),
+        ("x" * 65, "over the 64-character limit"),
+        ("a\x00b", "control characters"),
+        (None, "empty"),
+    ]:
         with pytest.raises(LearnerError, match=msg):
             check_name(bad)
 

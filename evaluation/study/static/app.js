@@ -204,10 +204,13 @@ function renderGrade(result) {
   definitions($("concepts-missed"), g.concepts_missed);
   const cov = g.concept_coverage == null ? "the reference names no graph concept"
     : `${Math.round(g.concept_coverage * 100)}% of the reference's concepts`;
-  $("similarity").textContent = `MiniLM cosine ${g.similarity.minilm_cosine.toFixed(2)}, ROUGE-L ${g.similarity.rouge_l.toFixed(2)}; ${cov}.`;
+  const sim = g.similarity;
+  $("similarity").textContent =
+    `MiniLM cosine ${sim.minilm_cosine.toFixed(2)}, ROUGE-L ${sim.rouge_l.toFixed(2)}; ${cov}.`;
   $("key-points").replaceChildren(...g.key_points.map((k) => {
     const li = el("li", k.text, k.covered ? "covered" : "missed");
-    li.title = k.covered ? `covered (cosine ${k.match.toFixed(2)}): ${k.matched_sentence}` : `not covered (closest cosine ${k.match.toFixed(2)})`;
+    li.title = k.covered ? `covered (cosine ${k.match.toFixed(2)}): ${k.matched_sentence}`
+      : `not covered (closest cosine ${k.match.toFixed(2)})`;
     li.prepend(el("span", k.covered ? "✓ " : "✗ ", "mark"));
     return li;
   }));
@@ -250,7 +253,8 @@ async function loadAttempts() {
     list.replaceChildren(...data.attempts.slice(0, 10).map((a) => {
       const li = el("li");
       li.dataset.attempt = a.id;
-      li.append(el("span", `${a.rating} ${Math.round(a.score * 100)}`, "rating"), el("span", ` ${a.question || a.question_id} `),
+      li.append(el("span", `${a.rating} ${Math.round(a.score * 100)}`, "rating"),
+        el("span", ` ${a.question || a.question_id} `),
         el("span", new Date(a.created).toLocaleString(), "muted"));
       return li;
     }));
@@ -289,9 +293,12 @@ async function initInterview() {
   $("answer-text").addEventListener("input", () => {
     if (draftKey()) localStorage.setItem(draftKey(), $("answer-text").value);
   });
-  const wanted = new URLSearchParams(location.search).get("q") || localStorage.getItem(`studyllama-current:${learner()}`);
+  const wanted = new URLSearchParams(location.search).get("q")
+    || localStorage.getItem(`studyllama-current:${learner()}`);
   if (wanted) {
-    try { showQuestion(await api(`/api/question/${encodeURIComponent(wanted)}`)); } catch (e) { /* gone from the guide */ }
+    try {
+      showQuestion(await api(`/api/question/${encodeURIComponent(wanted)}`));
+    } catch (e) { /* no longer in the study guide: start from the picker */ }
   }
   await loadAttempts();
 }
@@ -308,7 +315,8 @@ function initProgress() {
       const r = await api(`/api/import${name ? `?learner=${encodeURIComponent(name)}` : ""}`, {
         method: "POST", headers: { "Content-Type": "application/json" }, body: await file.text(),
       });
-      out.textContent = `Imported for ${r.learner}: ${r.attempts_added} of ${r.attempts_in_file} attempts were new, ${r.cards_taken} schedule entries taken.`;
+      out.textContent = `Imported for ${r.learner}: ${r.attempts_added} of ${r.attempts_in_file} attempts were new, `
+        + `${r.cards_taken} schedule entries taken.`;
     } catch (e) {
       out.textContent = e.message;
     }
