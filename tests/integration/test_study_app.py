@@ -93,18 +93,14 @@ def call(url: str, method: str = "GET", body=None, raw: bytes | None = None, tim
 
 
 @pytest.fixture(scope="module")
-def app_args(prepared_data, built, kg_dirs, tmp_path_factory):
+def app_args(built, kg_dirs, tmp_path_factory):
     work = tmp_path_factory.mktemp("study")
-    return work, [
-        "--work_dir",
-        str(work),
-        "--question_cache",
-        str(Path(prepared_data) / "question_embeddings.npz"),
-        "--kg.work_dir",
-        str(kg_dirs[1]),
-        "--store.data_dir",
-        str(kg_dirs[0]),
-    ]
+    question_cache = work / "question_embeddings.npz"
+    local = ROOT / "artifacts" / "data" / "question_embeddings.npz"
+    if local.exists():  # vectors keyed by each question's hash: a copy only saves encoding them again
+        shutil.copy(local, question_cache)
+    args = ["--work_dir", str(work), "--question_cache", str(question_cache)]
+    return work, args + ["--kg.work_dir", str(kg_dirs[1]), "--store.data_dir", str(kg_dirs[0])]
 
 
 @pytest.fixture(scope="module")
