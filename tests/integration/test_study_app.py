@@ -2,6 +2,7 @@
 driven through Debian's Chromium with Playwright (ask, mock interview, reload), plus bad input, two learners
 at once, and a SIGKILL in the middle of a save followed by a restart."""
 
+import http.client
 import json
 import os
 import shutil
@@ -13,6 +14,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -229,7 +231,15 @@ def test_bad_input_is_refused_with_a_reason_and_saves_nothing(app):
     for body, status, message in cases:
         got, reply = call(url + "/api/answer", "POST", body)
         assert got == status and message in reply["error"], (body.get("answer", "")[:20], got, reply)
-    got, reply = call(url + "/api/answer", "POST", raw=b'{"answer": "' + b"y" * (2 << 20) + b'"}')
+    # a 2 MB body is refused from its Content-Length alone, before any of it is read
+    conn = http.client.HTTPConnection(urlsplit(url).netloc, timeout=60)
+    conn.putrequest("POST", "/api/answer")
+    conn.putheader("Content-Type", "application/json")
+    conn.putheader("Content-Length", str(2 << 20))
+    conn.endheaders()
+    resp = conn.getresponse()
+    got, reply = resp.status, json.loads(resp.read())
+    conn.close()
     assert got == 413 and "over this endpoint's" in reply["error"]
     got, reply = call(url + "/api/ask", "POST", {"question": "   "})
     assert got == 400 and "the question is empty" in reply["error"]
