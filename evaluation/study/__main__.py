@@ -85,6 +85,7 @@ def bind(port: int) -> socket.socket:
         raise OSError(
             f"cannot listen on 127.0.0.1:{port} ({exc.strerror}); pick another --port (0 for any free one)"
         ) from None
+    sock.listen(128)  # a client that connects as soon as the URL is printed waits in the backlog, not refused
     return sock
 
 
