@@ -108,8 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sample", type=int, default=48, help="eval questions the plain model answers here (default 48)")
     p.add_argument("--max_new_tokens", type=int, default=128)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--limit", type=int, help="grade a stratified sample of this many eval questions (plus every one "
-                   "with a plain answer) instead of all of them")
+    p.add_argument("--limit", type=int, help="grade a stratified sample of this many eval questions (drawn from those "
+                   "with a plain answer when there are any) instead of all of them")
     p.add_argument("--out_dir", default="artifacts/study/validity")
     p.add_argument("--kg_work_dir", default="artifacts/kg")
     p.add_argument("--store_data_dir", default="artifacts/kg/falkordb")
@@ -144,8 +144,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.limit and args.limit < len(eval_items):
         from data.split import carve_stratified
 
-        keep = {it.id for it in carve_stratified(eval_items, args.limit, args.seed)[1]} | set(plain)
+        # questions with a plain answer first, so all four comparisons are made on the same questions
+        pool = [it for it in eval_items if it.id in plain] or eval_items
+        keep = {it.id for it in carve_stratified(pool, min(args.limit, len(pool)), args.seed)[1]}
         eval_items = [it for it in eval_items if it.id in keep]
+        plain = {k: v for k, v in plain.items() if k in keep}
 
     good, bad = planted_rows(eval_items, len(eval_items), args.seed)
     other = {g["id"]: b["prediction"] for g, b in zip(good, bad)}
@@ -175,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "eval_file": args.eval_file,
         "n_questions": len(eval_items),
-        "sample": f"stratified {args.limit} plus those with a plain answer" if args.limit else "the whole split",
+        "sample": f"stratified sample of {len(eval_items)}" if args.limit else "the whole split",
         "criterion": f"reference wins >= {PASS_RATE:.0%} of pairs",
         "other_question": pairs(ref, s_other),
         "first_sentence": pairs(ref, s_first),
