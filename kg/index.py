@@ -12,15 +12,10 @@ from pathlib import Path
 import numpy as np
 from scipy import sparse
 
-from kg.schema import RELATIONS
+from kg.schema import RELATIONS, relation_text
 
 log = logging.getLogger(__name__)
 RELATION_LIST = list(RELATIONS)
-RELATION_WORDS = {
-    "IS_A": "is a kind of", "PART_OF": "is part of", "USES": "uses", "USED_FOR": "is used for",
-    "PREREQUISITE_OF": "is a prerequisite of", "CONTRASTS_WITH": "contrasts with", "MEASURES": "measures",
-    "RELATED_TO": "is related to",
-}
 
 
 @dataclass
@@ -55,7 +50,7 @@ class GraphIndex:
         self.adj = sparse.csr_matrix((np.ones(len(rows), dtype=np.int8), (rows, cols)), shape=(n, n))
 
     def edge_text(self, e: int) -> str:
-        return f"{self.names[self.edge_src[e]]} {RELATION_WORDS[RELATION_LIST[self.edge_rel[e]]]} {self.names[self.edge_dst[e]]}"
+        return relation_text(self.names[self.edge_src[e]], RELATION_LIST[self.edge_rel[e]], self.names[self.edge_dst[e]])
 
     def node_text(self, i: int) -> str:
         return f"{self.names[i]}: {self.definitions[i]}" if self.definitions[i] else self.names[i]

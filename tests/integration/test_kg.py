@@ -20,7 +20,7 @@ from tests.integration.conftest import store_args  # noqa: E402  (kg_dirs and bu
 def test_build_meets_the_graph_targets(built):
     assert built["concepts"] >= 1000
     assert built["triples"] >= 5000, built["triples_by_relation"]
-    assert built["relation_types_in_use"] == 8
+    assert built["relation_types_in_use"] == 9
     assert built["isolated_concepts"] / built["concepts"] < 0.05
     assert built["store"] == "falkordb"
 
