@@ -52,6 +52,8 @@ class Concept:
     aliases: list[str] = field(default_factory=list)
     definition: str = ""
     source: str = "vocabulary"  # "vocabulary" | "extracted" (a candidate from noun phrases)
+    # alias -> cue words: an ambiguous alias ("ANN") is a mention only in a text that has one of its cues
+    alias_context: dict[str, list[str]] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return asdict(self)
