@@ -100,8 +100,8 @@ def resolve_concepts(
         if concept_id(a.name) == concept_id(b.name) or not (a.definition and b.definition) or similar(other, cid, 0.8):
             union(other, cid, f"same normalised name {key!r}")
         else:
-            ambiguous.append(f"{cid}: name {b.name!r} differs from {other} ({a.name!r}) only in number, "
-                             "and the definitions disagree; kept apart")
+            log.info("kept %s apart from %s: their names differ only in number (%r, %r) but the definitions disagree",
+                     cid, other, b.name, a.name)
 
     # an alias equal to another concept's name: the same concept if their texts agree, else an ambiguous alias
     for cid in sorted(concepts):

@@ -106,16 +106,17 @@ def test_shipped_ambiguous_list_parses_and_names_the_issue_cases():
     assert {"ANN", "CI", "ML", "SSL", "log"} <= set(amb) and all(";" in m for m in amb.values())
 
 
-def test_resolution_keeps_apart_names_that_differ_only_in_number_when_meanings_differ():
+def test_resolution_keeps_apart_names_that_differ_only_in_number_when_meanings_differ(caplog):
     concepts = {
         "logit": C("logit", "logit", definition="The logit is the log of the odds."),
         "logits": C("logits", "logits", definition="Logits are a model's scores before a softmax."),
         "hash-table": C("hash-table", "hash table"), "hash-tables": C("hash-tables", "Hash Tables"),
     }
     vecs = {k: np.eye(4)[i] for i, k in enumerate(concepts)}
-    out, _, merges, notes = resolve_concepts(concepts, [], vecs)
+    with caplog.at_level("INFO", logger="kg.resolve"):
+        out, _, merges, removed = resolve_concepts(concepts, [], vecs)
     assert {"logit", "logits"} <= set(out) and [m.merged for m in merges] == ["hash-tables"]
-    assert any("only in number" in n for n in notes)
+    assert removed == [] and "differ only in number" in caplog.text
     # with definitions that agree (same vector) they are one concept
     vecs["logits"] = vecs["logit"]
     out, _, merges, _ = resolve_concepts({k: C(k, k, definition="d") for k in ("logit", "logits")}, [], vecs)
