@@ -31,6 +31,10 @@ class DataConfig:
     """Cosine similarity of question embeddings above which two questions count as the same question."""
     dedup_method: str = "embedding"
     """"embedding" (bundled MiniLM) or "minhash" (word shingles, no model)."""
+    paraphrase_threshold: float | None = 0.49
+    """Paraphrase score, (question cosine + answer cosine + 2 x TF-IDF cosine) / 4, from which two items of
+    different source files are the same question in other words; None turns the check off (method
+    "embedding" only). 0.49 is just below the weakest paraphrase pair issue 14 names (0.492)."""
     max_question_chars: int = 2_000
     max_answer_chars: int = 8_000
     seed: int = 13
@@ -45,6 +49,8 @@ class DataConfig:
             problems.append(f"dev_size must be in [0, train_size), got {self.dev_size}")
         if not 0.5 <= self.near_dup_threshold <= 1.0:
             problems.append(f"near_dup_threshold must be in [0.5, 1.0], got {self.near_dup_threshold}")
+        if self.paraphrase_threshold is not None and not 0.0 < self.paraphrase_threshold <= 1.0:
+            problems.append(f"paraphrase_threshold must be in (0, 1] or None, got {self.paraphrase_threshold}")
         if self.dedup_method not in ("embedding", "minhash"):
             problems.append(f"dedup_method must be 'embedding' or 'minhash', got {self.dedup_method!r}")
         if self.eval_size is not None and self.eval_size < 1:

@@ -80,6 +80,16 @@ def embed_questions(items: list[QAItem], embeddings: dict[str, np.ndarray] | Non
     return np.stack([embeddings[it.id] for it in items])
 
 
+def embed_answers(items: list[QAItem], embeddings: dict[str, np.ndarray] | None = None) -> np.ndarray:
+    """Answer vectors aligned with `items` (MiniLM reads an answer's first 128 tokens)."""
+    if embeddings is None:
+        return get_embedder().encode([it.answer for it in items])
+    missing = [it.id for it in items if it.id not in embeddings]
+    if missing:
+        raise ValueError(f"no answer embedding for {len(missing)} item(s), e.g. {missing[:3]}")
+    return np.stack([embeddings[it.id] for it in items])
+
+
 def embed_cached(texts: list[str], cache_path: Path) -> np.ndarray:
     """MiniLM embeddings with an on-disk cache keyed by each text's hash (only new texts are encoded)."""
     import hashlib

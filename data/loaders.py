@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -184,12 +185,14 @@ def load_items(
     max_question_chars: int = 2_000,
     max_answer_chars: int = 8_000,
     strict: bool = True,
+    origins: dict[str, str] | None = None,
 ) -> tuple[list[QAItem], list[RowProblem]]:
     """Read every source and validate every row.
 
     With strict=True (the default) any bad row raises CorpusError naming all of them; with
     strict=False the valid items and the problems are both returned, so a caller can report them.
-    Duplicate ids are problems too (the later row is named).
+    Duplicate ids are problems too (the later row is named). `origins`, when given, receives each
+    item's file (or `hf:` dataset), which tells items written separately apart, shard by shard.
     """
     items: list[QAItem] = []
     problems: list[RowProblem] = []
@@ -211,6 +214,8 @@ def load_items(
                 continue
             seen[item.id] = where
             items.append(item)
+            if origins is not None:
+                origins[item.id] = re.sub(r":\d+$|\[\d+\]$", "", where)
     if problems:
         log.warning("%d invalid rows, %d valid", len(problems), len(items))
         if strict:

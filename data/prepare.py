@@ -65,12 +65,22 @@ def split_corpus(cfg: DataConfig) -> SplitResult:
     from data.dedup import deduplicate
     from data.embedding import embed_cached
 
-    items, _ = load_items(cfg.corpus, cfg.field_map, cfg.default_domain, cfg.max_question_chars, cfg.max_answer_chars)
+    origins: dict[str, str] = {}
+    items, _ = load_items(cfg.corpus, cfg.field_map, cfg.default_domain, cfg.max_question_chars, cfg.max_answer_chars,
+                          origins=origins)
     log.info("loaded %d valid items", len(items))
     # question embeddings serve dedup (method "embedding"), curation's diversity term and the leak check
     vecs = embed_cached([it.question for it in items], Path(cfg.out_dir) / "question_embeddings.npz")
     embeddings = {it.id: v for it, v in zip(items, vecs)}
-    kept, pairs = deduplicate(items, cfg.near_dup_threshold, cfg.dedup_method, embeddings)
+    answer_embeddings = None
+    if cfg.dedup_method == "embedding" and cfg.paraphrase_threshold is not None:
+        answer_vecs = embed_cached([it.answer for it in items], Path(cfg.out_dir) / "answer_embeddings.npz")
+        answer_embeddings = {it.id: v for it, v in zip(items, answer_vecs)}
+    kept, pairs = deduplicate(
+        items, cfg.near_dup_threshold, cfg.dedup_method, embeddings,
+        paraphrase_threshold=cfg.paraphrase_threshold,
+        answer_embeddings=answer_embeddings, groups=origins,
+    )
     if len(kept) <= cfg.train_size:
         raise ValueError(
             f"only {len(kept)} unique items after de-duplication; need more than train_size={cfg.train_size}"
@@ -96,6 +106,9 @@ def prepare(cfg: DataConfig) -> PreparedData:
     summary = summarize(items, kept, pairs, splits)
     summary["cross_split_near_duplicates"] = cross_split_near_duplicates(splits, embeddings, cfg.near_dup_threshold)
     summary["near_dup_threshold"] = cfg.near_dup_threshold
+    summary["paraphrase_threshold"] = cfg.paraphrase_threshold
+    # the pairs merged as paraphrases across source files, each with the similarities behind its score
+    summary["paraphrase_pairs"] = [p.to_dict() for p in pairs if p.kind == "paraphrase"]
     summary["files"] = {k: str(out / f"{k}.jsonl") for k in ("train", "dev", "eval", "duplicates")}
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=2, sort_keys=True) + "\n")
     return PreparedData(splits, summary, out)
@@ -113,7 +126,7 @@ def summarize(items: list[QAItem], kept: list[QAItem], pairs, splits: Splits) ->
     return {
         "items_read": len(items),
         "valid_items": len(kept),
-        "duplicates_dropped": {"exact": sum(p.kind == "exact" for p in pairs), "near": sum(p.kind == "near" for p in pairs)},
+        "duplicates_dropped": {kind: sum(p.kind == kind for p in pairs) for kind in ("exact", "near", "paraphrase")},
         "by_domain_difficulty": table,
         "splits": splits.sizes(),
         "split_domains": split_domains,
@@ -136,10 +149,13 @@ def print_table(summary: dict) -> None:
         t.add_row(dom, *(str(row[d]) for d in COLUMNS))
     console.print(t)
     s = summary["splits"]
+    dropped = summary["duplicates_dropped"]
     console.print(
-        f"items read {summary['items_read']}, valid unique {summary['valid_items']}; "
-        f"duplicates dropped: {summary['duplicates_dropped']['exact']} exact, {summary['duplicates_dropped']['near']} near"
+        f"items read {summary['items_read']}, valid unique {summary['valid_items']}; duplicates dropped: "
+        f"{dropped['exact']} exact, {dropped['near']} near, {dropped['paraphrase']} paraphrases across source files"
     )
+    for p in summary["paraphrase_pairs"]:
+        console.print(f"  paraphrase: kept {p['kept']}, dropped {p['dropped']} (score {p['score']})")
     console.print(
         f"splits: curated train {s['train_curated']} (fit {s['train']} + dev {s['dev']}), eval {s['eval']}; "
         f"near-duplicate pairs across train/eval: {summary['cross_split_near_duplicates']}"

@@ -29,6 +29,7 @@ def main(argv: list[str] | None = None) -> int:
             "candidate_concepts": len(data.candidates),
             "merges": len(data.merges),
             "ambiguous_aliases_removed": len(data.ambiguous_aliases),
+            "conflicting_triples_dropped": len(data.conflicts_dropped),
             "documents": len(data.documents),
             "built_from": {"qa_items": cfg.qa_items, "qa_documents": sum("#" not in d.id for d in data.documents),
                            "note_documents": sum("#" in d.id for d in data.documents)},

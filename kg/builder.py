@@ -37,6 +37,7 @@ class GraphData:
     merges: list[Merge] = field(default_factory=list)
     ambiguous_aliases: list[str] = field(default_factory=list)
     candidates: list[str] = field(default_factory=list)
+    conflicts_dropped: list[str] = field(default_factory=list)  # extracted triples that contradicted another
 
 
 def read_notes(paths: list[str]) -> list[Document]:
@@ -199,7 +200,43 @@ def build_graph_data(cfg: KGConfig, progress: bool = True) -> GraphData:
         del concepts[cid]
         candidates.remove(cid)
     triples = sorted((t for t in final.values() if t.head in concepts and t.tail in concepts), key=lambda t: t.key)
-    return GraphData(concepts, triples, docs, mentions, merges, ambiguous, candidates)
+    triples, dropped = drop_conflicts(triples)
+    check_graph(concepts, triples)
+    return GraphData(concepts, triples, docs, mentions, merges, ambiguous, candidates, dropped)
+
+
+def drop_conflicts(triples: list[Triple]) -> tuple[list[Triple], list[str]]:
+    """Remove extracted triples whose relation contradicts another triple on the same pair (the checks of
+    kg.checks); of two contradicting triples the curated one, else the more confident one, stays."""
+    from kg.checks import relation_conflicts
+
+    by_key = {t.key: t for t in triples}
+    dropped: dict[tuple, str] = {}
+    rank = lambda t: (t.source == "curated", t.confidence, t.key)  # noqa: E731
+    for a, b, reason in relation_conflicts(list(by_key)):
+        if a in dropped or b in dropped:
+            continue
+        loser = min(by_key[a], by_key[b], key=rank)
+        if loser.source == "curated":
+            continue  # two curated triples: check_graph reports it
+        winner = by_key[b] if loser.key == a else by_key[a]
+        dropped[loser.key] = f"{' '.join(loser.key)} ({loser.source}) dropped: {reason} with {' '.join(winner.key)}"
+    for msg in dropped.values():
+        log.info("%s", msg)
+    return [t for t in triples if t.key not in dropped], sorted(dropped.values())
+
+
+def check_graph(concepts: dict[str, Concept], triples: list[Triple]) -> None:
+    """The built graph's own guarantees: no contradicting relations on a pair, no alias naming two concepts."""
+    from kg.checks import alias_problems, relation_conflicts
+
+    conflicts = relation_conflicts([t.key for t in triples])
+    problems = [f"{' '.join(a)} contradicts {' '.join(b)}: {reason}" for a, b, reason in conflicts]
+    # the ambiguous-word list was applied to the vocabulary; here only clashes between concepts can remain
+    problems += alias_problems(concepts, {})
+    if problems:
+        listed = "\n  - ".join(problems[:50])
+        raise ValueError(f"the built graph breaks {len(problems)} consistency rule(s):\n  - {listed}")
 
 
 def graph_digest(data: GraphData) -> str:
@@ -219,7 +256,9 @@ def write_graph(store, data: GraphData, progress: bool = True) -> dict:
     from kg.store import set_meta, write_batches
 
     store.ensure_schema()
-    concept_rows = [c.to_dict() for _, c in sorted(data.concepts.items())]
+    # context rules travel as a JSON string: neither store keeps a map as a property
+    concept_rows = [c.to_dict() | {"alias_context": json.dumps(c.alias_context, sort_keys=True)}
+                    for _, c in sorted(data.concepts.items())]
     qa_rows = [{"id": d.id, "question": d.text.split("\n", 1)[0], "domain": d.domain or ""} for d in data.documents]
     mention_rows = [
         {"qa": doc_id, "concept": cid, "count": n}

@@ -14,7 +14,7 @@ UPSERT_CONCEPTS = """
 UNWIND $rows AS row
 MERGE (c:Concept {id: row.id})
 SET c.name = row.name, c.domain = row.domain, c.aliases = row.aliases,
-    c.definition = row.definition, c.source = row.source, c.build = $build
+    c.alias_context = row.alias_context, c.definition = row.definition, c.source = row.source, c.build = $build
 """
 
 UPSERT_QA = """
@@ -82,7 +82,7 @@ RETURN count(c) AS n
 ALL_CONCEPTS = """
 MATCH (c:Concept)
 RETURN c.id AS id, c.name AS name, c.domain AS domain, c.aliases AS aliases,
-       c.definition AS definition, c.source AS source
+       c.alias_context AS alias_context, c.definition AS definition, c.source AS source
 ORDER BY id
 """
 

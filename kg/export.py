@@ -39,9 +39,11 @@ def export_csv(concepts: list[dict], triples: list[dict], out: Path) -> list[Pat
     files = [out / "concepts.csv"]
     with open(files[0], "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
-        w.writerow(["id:ID(Concept)", "name", "domain", "aliases:string[]", "definition", "source", ":LABEL"])
+        w.writerow(["id:ID(Concept)", "name", "domain", "aliases:string[]", "alias_context", "definition", "source",
+                    ":LABEL"])
         for c in concepts:
-            w.writerow([c["id"], c["name"], c["domain"], ARRAY_SEP.join(c.get("aliases") or []), c.get("definition") or "", c.get("source") or "", "Concept"])
+            w.writerow([c["id"], c["name"], c["domain"], ARRAY_SEP.join(c.get("aliases") or []),
+                        c.get("alias_context") or "{}", c.get("definition") or "", c.get("source") or "", "Concept"])
     path = out / "relationships.csv"
     files.append(path)
     with open(path, "w", newline="", encoding="utf-8") as fh:
@@ -62,7 +64,8 @@ def export_cypher(concepts: list[dict], triples: list[dict], out: Path) -> list[
     with open(out, "w", encoding="utf-8") as fh:
         fh.write("CREATE CONSTRAINT concept_id IF NOT EXISTS FOR (c:Concept) REQUIRE c.id IS UNIQUE;\n")
         for c in concepts:
-            props = ", ".join(f"c.{k} = {cypher_value(c.get(k))}" for k in ("name", "domain", "aliases", "definition", "source"))
+            keys = ("name", "domain", "aliases", "alias_context", "definition", "source")
+            props = ", ".join(f"c.{k} = {cypher_value(c.get(k))}" for k in keys)
             fh.write(f"MERGE (c:Concept {{id: {cypher_string(c['id'])}}}) SET {props};\n")
         for t in triples:
             props = ", ".join(f"r.{k} = {cypher_value(t.get(k))}" for k in ("confidence", "source", "provenance", "sentence"))

@@ -36,9 +36,12 @@ GAP_PATTERNS: list[tuple[str, str, str, float]] = [
     (r"(?:consists? of|is composed of|is made of|contains|comprises) (?:an? |the |a set of |several |many )?", "PART_OF", "ba", 0.75),
     (r"(?:uses?|relies on|rely on|is based on|are based on|builds? on|employs?|exploits?|leverages?|applies|apply) (?:an? |the )?", "USES", "ab", 0.8),
     (r"(?:is|are) (?:computed|estimated|implemented|trained|solved) (?:with|using|by|via) (?:an? |the )?", "USES", "ab", 0.8),
-    (r"(?:is|are) (?:commonly |often |typically |mainly |widely )?used (?:for|in|to (?:compute|estimate|perform|implement|solve|detect|prevent|reduce|test|measure)) (?:an? |the )?", "USED_FOR", "ab", 0.8),
+    (r"(?:is|are) (?:commonly |often |typically |mainly |widely )?used (?:for|in|to (?:compute|estimate|perform|implement|solve|detect|test|measure)) (?:an? |the )?", "USED_FOR", "ab", 0.8),
+    # the "against" sense is its own type: "dropout is used to prevent overfitting" is not "used for overfitting"
+    (r"(?:is|are) (?:commonly |often |typically |mainly |widely )?used to (?:prevent|reduce|avoid) (?:an? |the )?", "MITIGATES", "ab", 0.8),
     (r"(?:is|are) (?:useful|designed|needed) for (?:an? |the )?", "USED_FOR", "ab", 0.75),
-    (r"(?:helps?|serves?) to (?:prevent|reduce|avoid|detect|control|estimate) (?:an? |the )?", "USED_FOR", "ab", 0.75),
+    (r"(?:helps?|serves?) to (?:prevent|reduce|avoid) (?:an? |the )?", "MITIGATES", "ab", 0.75),
+    (r"(?:helps?|serves?) to (?:detect|control|estimate) (?:an? |the )?", "USED_FOR", "ab", 0.75),
     (r"(?:requires?|depends on|builds on the idea of) (?:an? |the )?", "PREREQUISITE_OF", "ba", 0.7),
     (r"(?:is|are) (?:a )?prerequisites? (?:for|of) (?:an? |the )?", "PREREQUISITE_OF", "ab", 0.9),
     (r"(?:measures?|quantif(?:y|ies)|(?:is|are) (?:a )?(?:measure|metric)s? of) (?:an? |the |how much )?", "MEASURES", "ab", 0.85),
@@ -91,28 +94,52 @@ class ConceptExtractor:
     def __init__(self, concepts: dict[str, Concept], forms: dict[str, list[str]] | None = None, nlp=None):
         from spacy.matcher import PhraseMatcher
 
-        from kg.resolve import mention_forms
+        from kg.checks import case_sensitive
+        from kg.resolve import _plural, _singular_phrase, mention_forms
 
         self.nlp = nlp or load_nlp()
         self.concepts = concepts
         self.matcher = PhraseMatcher(self.nlp.vocab, attr="LOWER")
         forms = forms or mention_forms(concepts)
         self.label_to_concept: dict[int, str] = {}
+        # per concept: lower-cased forms that match in any casing, and exact spellings of the case-sensitive ones
+        self.any_case: dict[str, set[str]] = {}
+        self.exact: dict[str, set[str]] = {}
         for cid, texts in forms.items():
             self.matcher.add(cid, [self.nlp.make_doc(t) for t in texts])
             self.label_to_concept[self.nlp.vocab.strings[cid]] = cid
-        self.abbreviations = {t.lower() for texts in forms.values() for t in texts if t.isupper() and len(t) <= 5}
+            self.any_case[cid] = {_squash(t).lower() for t in texts if not case_sensitive(t)}
+            self.exact[cid] = {v for t in texts if case_sensitive(t) for v in _spellings(_squash(t))}
+        # per concept: form (lower case, with its plural/singular variants) -> cue words its context must have
+        self.context: dict[str, dict[str, list[str]]] = {}
+        for cid, c in concepts.items():
+            for alias, cues in (c.alias_context or {}).items():
+                for variant in (alias, _plural(alias), _singular_phrase(alias)):
+                    if variant:
+                        self.context.setdefault(cid, {})[_squash(variant).lower()] = list(cues)
 
-    def mentions(self, doc) -> list[Mention]:
+    def accepts(self, cid: str, surface: str, context: str) -> bool:
+        """Whether `surface`, matched to concept `cid` ignoring case, is a mention in a text saying `context`."""
+        from kg.checks import context_allows
+
+        text = _squash(surface)
+        if text.lower() not in self.any_case.get(cid, ()) and text not in self.exact.get(cid, ()):
+            return False  # "map" is not "mAP", "svm" in a URL is not "SVM"
+        cues = self.context.get(cid, {}).get(text.lower())
+        return cues is None or context_allows(cues, context)
+
+    def mentions(self, doc, context: str | None = None) -> list[Mention]:
+        """Concept mentions in `doc`; `context` (default: the doc's own text) decides context-ruled aliases."""
         from spacy.util import filter_spans
 
+        context = doc.text if context is None else context
         spans = []
         for match_id, start, end in self.matcher(doc):
             span = doc[start:end]
-            # an abbreviation must match with its casing ("SVM" yes, "svm" in a URL or word list no)
-            if span.text.lower() in self.abbreviations and span.text != span.text.upper():
+            cid = self.nlp.vocab.strings[match_id]
+            if not self.accepts(cid, span.text, context):
                 continue
-            span.label_ = self.nlp.vocab.strings[match_id]
+            span.label_ = cid
             spans.append(span)
         return [Mention(s.label_, s.start_char, s.end_char) for s in filter_spans(spans)]
 
@@ -151,7 +178,7 @@ class ConceptExtractor:
         for d, doc in zip(docs, stream):
             counter: Counter = Counter()
             for sent in doc.sents:
-                ms = self.mentions(sent.as_doc())
+                ms = self.mentions(sent.as_doc(), context=d.text)
                 counter.update(m.concept for m in ms)
                 triples.extend(self.sentence_triples(sent.text, ms, d.id))
             mentions_by_doc[d.id] = counter
@@ -216,6 +243,16 @@ def cooccurrence_triples(mentions_by_doc: dict[str, Counter], min_count: int = 2
         per[b] += 1
         out.append(Triple(a, "RELATED_TO", b, round(0.5 + 0.45 * npmi, 4), "cooccurrence", sorted(docs), ""))
     return sorted(out, key=lambda t: t.key)
+
+
+def _squash(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _spellings(form: str) -> set[str]:
+    """A case-sensitive form as written, and capitalised at a sentence start when it begins with a lower-case
+    word ("big-O" -> "Big-O"); "mAP" gets no such variant, since "MAP" is another abbreviation."""
+    return {form, form[0].upper() + form[1:]} if form[:2].islower() else {form}
 
 
 _WORD = re.compile(r"[A-Za-z][A-Za-z\-]+")

@@ -5,6 +5,7 @@ question's k-hop expansion and PCST run in milliseconds instead of one Cypher ro
 """
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,15 +13,10 @@ from pathlib import Path
 import numpy as np
 from scipy import sparse
 
-from kg.schema import RELATIONS
+from kg.schema import RELATIONS, relation_text
 
 log = logging.getLogger(__name__)
 RELATION_LIST = list(RELATIONS)
-RELATION_WORDS = {
-    "IS_A": "is a kind of", "PART_OF": "is part of", "USES": "uses", "USED_FOR": "is used for",
-    "PREREQUISITE_OF": "is a prerequisite of", "CONTRASTS_WITH": "contrasts with", "MEASURES": "measures",
-    "RELATED_TO": "is related to",
-}
 
 
 @dataclass
@@ -36,6 +32,7 @@ class GraphIndex:
     edge_conf: np.ndarray
     edge_emb: np.ndarray | None = None  # (m, d) unit rows of the edge texts
     digest: str = ""
+    alias_context: list[dict[str, list[str]]] = field(default_factory=list)  # per node: alias -> cue words
     pos: dict[str, int] = field(default_factory=dict)
     adj: sparse.csr_matrix | None = None  # undirected structure, one entry per connected pair
     pair_edges: dict[tuple[int, int], list[int]] = field(default_factory=dict)  # (low, high) -> edge ids
@@ -55,7 +52,7 @@ class GraphIndex:
         self.adj = sparse.csr_matrix((np.ones(len(rows), dtype=np.int8), (rows, cols)), shape=(n, n))
 
     def edge_text(self, e: int) -> str:
-        return f"{self.names[self.edge_src[e]]} {RELATION_WORDS[RELATION_LIST[self.edge_rel[e]]]} {self.names[self.edge_dst[e]]}"
+        return relation_text(self.names[self.edge_src[e]], RELATION_LIST[self.edge_rel[e]], self.names[self.edge_dst[e]])
 
     def node_text(self, i: int) -> str:
         return f"{self.names[i]}: {self.definitions[i]}" if self.definitions[i] else self.names[i]
@@ -66,7 +63,9 @@ class GraphIndex:
             from kg.extract import ConceptExtractor
             from kg.schema import Concept
 
-            concepts = {cid: Concept(cid, self.names[i], "", list(self.aliases[i])) for i, cid in enumerate(self.ids)}
+            rules = self.alias_context or [{} for _ in self.ids]
+            concepts = {cid: Concept(cid, self.names[i], "", list(self.aliases[i]), alias_context=dict(rules[i]))
+                        for i, cid in enumerate(self.ids)}
             self._matcher = ConceptExtractor(concepts)
         doc = self._matcher.nlp.make_doc(text)
         found = []
@@ -112,6 +111,7 @@ def load_index(store, work_dir: str | Path, with_edge_embeddings: bool = True) -
     triples = [t for t in triples if t["relation"] in RELATIONS and t["head"] in pos and t["tail"] in pos]
     idx = GraphIndex(
         ids=ids, names=names, definitions=defs, aliases=[list(c.get("aliases") or []) for c in concepts],
+        alias_context=[json.loads(c.get("alias_context") or "{}") for c in concepts],
         node_emb=node_emb,
         edge_src=np.array([pos[t["head"]] for t in triples], dtype=np.int64),
         edge_dst=np.array([pos[t["tail"]] for t in triples], dtype=np.int64),

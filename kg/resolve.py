@@ -40,10 +40,14 @@ def singular(word: str) -> str:
 
 
 def normal_form(text: str) -> str:
-    """Normalised surface form: concept_id with the last word singularised ("Hash Tables" -> "hash-table")."""
-    cid = concept_id(text)
+    """Normalised surface form: concept_id with the last word singularised ("Hash Tables" -> "hash-table").
+
+    "+" is read as "plus", so "B+ tree" is not "B-tree" and "k-means++" is not "k-means", and a last word
+    in capitals is an abbreviation, not a plural ("HTTPS" is not "HTTP")."""
+    words = text.replace("+", " plus ").split()
+    cid = concept_id(" ".join(words))
     parts = cid.split("-")
-    if parts and parts[-1]:
+    if parts and parts[-1] and not (words and words[-1].isupper() and len(words[-1]) > 1):
         parts[-1] = singular(parts[-1])
     return "-".join(parts)
 
@@ -78,21 +82,28 @@ def resolve_concepts(
         parent[drop] = keep
         merges.append(Merge(keep, drop, reason))
 
-    by_name: dict[str, str] = {}
-    for cid in sorted(concepts):
-        key = normal_form(concepts[cid].name)
-        if key in by_name:
-            union(by_name[key], cid, f"same normalised name {key!r}")
-        else:
-            by_name[key] = cid
-
     def similar(a: str, b: str, bar: float) -> bool:
         if embeddings is None or a not in embeddings or b not in embeddings:
             return False
         return float(embeddings[a] @ embeddings[b]) >= bar
 
-    # an alias equal to another concept's name: the same concept if their texts agree, else an ambiguous alias
     ambiguous: list[str] = []
+    by_name: dict[str, str] = {}
+    for cid in sorted(concepts):
+        key = normal_form(concepts[cid].name)
+        other = by_name.setdefault(key, cid)
+        if other == cid:
+            continue
+        a, b = concepts[other], concepts[cid]
+        # names equal up to casing and punctuation are one concept; names equal only once a plural is folded
+        # ("logit" / "logits") are one concept only if the definitions agree
+        if concept_id(a.name) == concept_id(b.name) or not (a.definition and b.definition) or similar(other, cid, 0.8):
+            union(other, cid, f"same normalised name {key!r}")
+        else:
+            log.info("kept %s apart from %s: their names differ only in number (%r, %r) but the definitions disagree",
+                     cid, other, b.name, a.name)
+
+    # an alias equal to another concept's name: the same concept if their texts agree, else an ambiguous alias
     for cid in sorted(concepts):
         for alias in list(concepts[cid].aliases):
             other = by_name.get(normal_form(alias))
@@ -115,11 +126,18 @@ def resolve_concepts(
                     union(a, b, f"embedding similarity {float(sims[j]):.3f}")
 
     # aliases shared by two surviving concepts are ambiguous: a text using them cannot be linked safely
-    owners: dict[str, set[str]] = {}
+    from kg.checks import forms_clash
+
+    owners: dict[str, list[tuple[str, str]]] = {}
     for cid in concepts:
         for alias in concepts[cid].aliases:
-            owners.setdefault(normal_form(alias), set()).add(find(cid))
-    shared = {k for k, v in owners.items() if len(v) > 1}
+            owners.setdefault(normal_form(alias), []).append((find(cid), alias))
+    shared = {
+        (root, alias)
+        for group in owners.values()
+        for root, alias in group
+        if any(other != root and forms_clash(alias, form) for other, form in group)
+    }
 
     out: dict[str, Concept] = {}
     for cid in sorted(concepts, key=lambda c: (find(c) != c, c)):
@@ -129,11 +147,14 @@ def resolve_concepts(
             out[cid] = Concept(cid, c.name, c.domain, [], c.definition, c.source)
         target = out[root]
         for name in ([c.name] if root != cid else []) + c.aliases:
-            if normal_form(name) in shared:
+            if (root, name) in shared:
                 ambiguous.append(f"{cid}: alias {name!r} is shared by several concepts; removed")
                 continue
             if name != target.name and name not in target.aliases:
                 target.aliases.append(name)
+                cues = {k.lower(): v for k, v in c.alias_context.items()}.get(name.lower())
+                if cues:
+                    target.alias_context[name] = list(cues)
         if not target.definition and c.definition:
             target.definition = c.definition
 
@@ -155,14 +176,21 @@ def resolve_concepts(
 
 
 def mention_forms(concepts: dict[str, Concept]) -> dict[str, list[str]]:
-    """Surface forms to match per concept: name, aliases and their simple plural/singular variants."""
+    """Surface forms to match per concept: name, aliases and their simple plural/singular variants.
+
+    A variant that is another concept's own name or alias is left out ("logits" is not a plural of
+    "logit" when the graph has a concept named "logits")."""
+    given = {text.lower(): cid for cid, c in concepts.items() for text in (c.name, *c.aliases)}
     forms: dict[str, list[str]] = {}
     for cid, c in concepts.items():
         seen: list[str] = []
         for text in (c.name, *c.aliases):
             for variant in (text, _plural(text), _singular_phrase(text)):
-                if variant and variant.lower() not in (s.lower() for s in seen):
-                    seen.append(variant)
+                if not variant or variant.lower() in (s.lower() for s in seen):
+                    continue
+                if variant != text and given.get(variant.lower(), cid) != cid:
+                    continue
+                seen.append(variant)
         forms[cid] = seen
     return forms
 

@@ -9,13 +9,32 @@ RELATIONS: dict[str, str] = {
     "IS_A": "head is a kind or instance of tail",
     "PART_OF": "head is a component or step of tail",
     "USES": "head relies on tail as a mechanism or ingredient",
-    "USED_FOR": "head is a means to achieve or solve tail",
+    "USED_FOR": "head is a means to achieve, compute or solve tail, or a tool applied in it (a task, goal or system)",
     "PREREQUISITE_OF": "understanding head is needed before tail",
     "CONTRASTS_WITH": "head is commonly compared with tail",
     "MEASURES": "head is a metric or statistic that quantifies tail",
     "RELATED_TO": "a strong association that none of the other types captures",
+    # appended, not inserted: a relation's index is its row in the GNN's relation embedding
+    "MITIGATES": "head reduces, prevents or counters tail (an unwanted effect, risk or cost)",
+}
+# How evidence text reads each type ("dropout counters overfitting"); one entry per relation type.
+RELATION_WORDS: dict[str, str] = {
+    "IS_A": "is a kind of",
+    "PART_OF": "is part of",
+    "USES": "uses",
+    "USED_FOR": "is used for",
+    "PREREQUISITE_OF": "is a prerequisite for",
+    "CONTRASTS_WITH": "is commonly contrasted with",
+    "MEASURES": "measures",
+    "RELATED_TO": "is related to",
+    "MITIGATES": "counters",
 }
 DOMAINS = ("cs", "stats", "ai")
+
+
+def relation_text(head: str, relation: str, tail: str) -> str:
+    """A triple as the sentence the evidence and the edge embeddings use ("dropout counters overfitting")."""
+    return f"{head} {RELATION_WORDS[relation]} {tail}"
 
 
 def concept_id(name: str) -> str:
@@ -33,6 +52,8 @@ class Concept:
     aliases: list[str] = field(default_factory=list)
     definition: str = ""
     source: str = "vocabulary"  # "vocabulary" | "extracted" (a candidate from noun phrases)
+    # alias -> cue words: an ambiguous alias ("ANN") is a mention only in a text that has one of its cues
+    alias_context: dict[str, list[str]] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return asdict(self)

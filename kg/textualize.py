@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from kg.index import RELATION_LIST, RELATION_WORDS
-from kg.schema import Subgraph
+from kg.index import RELATION_LIST
+from kg.schema import Subgraph, relation_text
 
 
 SYMMETRIC = ("CONTRASTS_WITH", "RELATED_TO")  # "a contrasts with b" and "b contrasts with a" say one thing
@@ -51,7 +51,7 @@ def evidence_lines(sg: Subgraph, max_triples: int = 12, max_definitions: int = 3
         if len(path) > 2:
             lines.append("path: " + " - ".join(by_id[c].name for c in path if c in by_id))
     for e in ranked_edges(sg)[:max_triples]:
-        lines.append(f"{sg.nodes[e.head].name} {RELATION_WORDS[e.relation]} {sg.nodes[e.tail].name}")
+        lines.append(relation_text(sg.nodes[e.head].name, e.relation, sg.nodes[e.tail].name))
     return [f"[{i}] {line}" for i, line in enumerate(lines, 1)]
 
 

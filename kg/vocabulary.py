@@ -6,6 +6,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from kg.checks import alias_problems, load_ambiguous, relation_conflicts
 from kg.schema import DOMAINS, RELATIONS, Concept, Triple, concept_id
 
 log = logging.getLogger(__name__)
@@ -24,11 +25,26 @@ class Vocabulary:
     curated: list[Triple]
 
 
-def load_vocabulary(paths: list[Path] | None = None) -> Vocabulary:
-    """Read every vocabulary file; all problems (file:line and reason) are reported at once."""
+def _alias_context(value, where: str, problems: list[str]) -> dict[str, list[str]]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, list) for k, v in value.items()):
+        problems.append(f"{where}: alias_context must map each alias to a list of cue words")
+        return {}
+    return {k: list(v) for k, v in value.items()}
+
+
+def load_vocabulary(paths: list[Path] | None = None, ambiguous: dict[str, str] | None = None) -> Vocabulary:
+    """Read every vocabulary file; all problems (file:line and reason) are reported at once.
+
+    Besides the format, the relation-type and alias checks of kg.checks run here, so a vocabulary with a
+    contradictory pair of relations or an alias that names two things never reaches the graph.
+    `ambiguous` (abbreviation -> meanings) defaults to kg/vocab/AMBIGUOUS_ALIASES.txt.
+    """
     paths = paths or sorted(VOCAB_DIR.glob("concepts_*.jsonl"))
     problems: list[str] = []
     concepts: dict[str, Concept] = {}
+    where_concept: dict[str, str] = {}
     raw_relations: list[tuple[str, str, dict]] = []
     for path in paths:
         for lineno, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
@@ -54,15 +70,19 @@ def load_vocabulary(paths: list[Path] | None = None) -> Vocabulary:
                 first = concepts[cid]
                 extra = [n for n in (row["name"], *(row.get("aliases") or [])) if n not in (first.name, *first.aliases)]
                 first.aliases.extend(extra)
+                first.alias_context.update(_alias_context(row.get("alias_context"), where, problems))
                 log.info("%s: concept %r defined again; merged into the first definition", where, cid)
             else:
                 concepts[cid] = Concept(
                     id=cid, name=row["name"], domain=row["domain"], aliases=list(row.get("aliases") or []),
                     definition=row.get("definition", ""), source="vocabulary",
+                    alias_context=_alias_context(row.get("alias_context"), where, problems),
                 )
+                where_concept[cid] = where
             for rel in row.get("relations") or []:
                 raw_relations.append((where, cid, rel))
     curated: dict[tuple, Triple] = {}
+    where_triple: dict[tuple, str] = {}
     for where, head, rel in raw_relations:
         r, tail = rel.get("relation"), rel.get("tail")
         if r not in RELATIONS:
@@ -74,6 +94,10 @@ def load_vocabulary(paths: list[Path] | None = None) -> Vocabulary:
         else:
             t = Triple(head, r, tail, 1.0, "curated", [], "")
             curated.setdefault(t.key, t)
+            where_triple.setdefault(t.key, where)
+    for a, b, reason in relation_conflicts(list(curated)):
+        problems.append(f"{where_triple[a]}: {' '.join(a)} contradicts {' '.join(b)} ({where_triple[b]}): {reason}")
+    problems += alias_problems(concepts, load_ambiguous() if ambiguous is None else ambiguous, where_concept)
     if problems:
         raise VocabularyError(problems)
     return Vocabulary(concepts, sorted(curated.values(), key=lambda t: t.key))

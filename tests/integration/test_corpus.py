@@ -16,6 +16,16 @@ def test_shipped_corpus_prepares_to_spec(prepared_data, tmp_path):
     assert s["splits"]["train_curated"] == 1000
     assert s["splits"]["eval"] == s["valid_items"] - 1000
     assert s["cross_split_near_duplicates"] == 0
+    # the cross-shard paraphrases issue 14 names are merged (write-through/write-back already by the question rule)
+    merged = {(p["kept"], p["dropped"]) for p in s["paraphrase_pairs"]}
+    assert {("cs-dsw-0116", "cs-sys-0157"), ("cs-alg-0154", "cs-dsw-0182"), ("cs-alg-0012", "cs-sys-0114"),
+            ("ai-llm-0073", "ai-mldl-0122"), ("st-inf-0033", "st-prob-0139")} <= merged, merged
+    listed = [json.loads(line) for line in open(tmp_path / "duplicates.jsonl")]
+    assert any((d["kept"], d["dropped"], d["kind"]) == ("cs-dsw-0112", "cs-sys-0118", "near") for d in listed)
+    # a paraphrase merge joins items of two shards, never two items of one (the shard is the id's prefix)
+    assert all(k.rsplit("-", 1)[0] != d.rsplit("-", 1)[0] for k, d in merged)
+    assert s["duplicates_dropped"]["paraphrase"] == len(merged) and s["valid_items"] == s["items_read"] - sum(
+        s["duplicates_dropped"].values())
     # running twice gives byte-identical split files
     for name in ("train", "dev", "eval", "duplicates"):
         assert (tmp_path / f"{name}.jsonl").read_bytes() == (prepared_data / f"{name}.jsonl").read_bytes(), name

@@ -20,9 +20,36 @@ from tests.integration.conftest import store_args  # noqa: E402  (kg_dirs and bu
 def test_build_meets_the_graph_targets(built):
     assert built["concepts"] >= 1000
     assert built["triples"] >= 5000, built["triples_by_relation"]
-    assert built["relation_types_in_use"] == 8
+    assert built["relation_types_in_use"] == 9
     assert built["isolated_concepts"] / built["concepts"] < 0.05
     assert built["store"] == "falkordb"
+
+
+def test_built_graph_has_no_contradicting_pair_and_no_shared_alias(built, kg_dirs):
+    from kg import cypher
+    from kg.store import StoreConfig, open_store
+
+    with open_store(StoreConfig(data_dir=str(kg_dirs[0]))) as store:
+        concepts = store.run(cypher.ALL_CONCEPTS)
+        triples = store.run(cypher.ALL_TRIPLES)
+    keys = {(t["head"], t["relation"], t["tail"]) for t in triples}
+    contrasts = {frozenset((h, t)) for h, r, t in keys if r == "CONTRASTS_WITH"}
+    both = sorted((h, t) for h, r, t in keys if r == "IS_A" and frozenset((h, t)) in contrasts)
+    assert not both, both
+    assert not [(h, t) for h, r, t in keys if r == "USED_FOR" and (h, "MITIGATES", t) in keys]
+    # an alias (case-folded) belongs to one concept and is no other concept's name
+    owners: dict[str, set[str]] = {}
+    for c in concepts:
+        for alias in c["aliases"] or []:
+            owners.setdefault(alias.lower(), set()).add(c["id"])
+    names = {c["name"].lower(): c["id"] for c in concepts}
+    assert not {a: o for a, o in owners.items() if len(o) > 1}
+    assert not [(a, o, names[a]) for a, o in owners.items() if a in names and names[a] not in o]
+    # the ambiguous aliases are gone or ruled by context
+    by_id = {c["id"]: c for c in concepts}
+    assert "ANN" not in by_id["neural-network"]["aliases"] and "SRTF" not in by_id["shortest-job-first"]["aliases"]
+    assert "BFGS" not in by_id["l-bfgs"]["aliases"] and "NUTS" not in by_id["hamiltonian-monte-carlo"]["aliases"]
+    assert json.loads(by_id["approximate-nearest-neighbor-search"]["alias_context"])["ANN"]
 
 
 def test_building_twice_gives_identical_counts(built, kg_dirs):

@@ -83,3 +83,13 @@ def test_write_is_byte_identical(tmp_path, items):
     write_jsonl(items, tmp_path / "b.jsonl")
     assert (tmp_path / "a.jsonl").read_bytes() == (tmp_path / "b.jsonl").read_bytes()
     assert read_split(tmp_path / "a.jsonl") == items
+
+
+def test_origins_name_the_file_each_item_came_from(tmp_path):
+    folder = tmp_path / "shards"
+    folder.mkdir()
+    a = write_lines(folder / "a.jsonl", [json.dumps(good_row(i)).encode() + b"\n" for i in range(2)])
+    b = write_lines(folder / "b.jsonl", [json.dumps(good_row(i)).encode() + b"\n" for i in range(2, 4)])
+    origins = {}
+    items, _ = load_items([str(folder)], origins=origins)
+    assert origins == {"x0": str(a), "x1": str(a), "x2": str(b), "x3": str(b)} and len(items) == 4

@@ -8,7 +8,7 @@ from kg.config import KGConfig
 from kg.export import cypher_string, export_csv, export_cypher, export_graphml
 from kg.extract import ConceptExtractor, Document, cooccurrence_triples, merge_triples
 from kg.resolve import mention_forms, normal_form, resolve_concepts
-from kg.schema import RELATIONS, Concept, Triple, concept_id
+from kg.schema import RELATION_WORDS, RELATIONS, Concept, Triple, concept_id, relation_text
 from kg.vocabulary import VocabularyError, load_vocabulary
 
 
@@ -23,12 +23,20 @@ def test_concept_ids_are_normalised():
 
 
 def test_closed_relation_set_and_one_upsert_per_type():
-    assert len(RELATIONS) == 8 and set(cypher.UPSERT_TRIPLES) == set(RELATIONS)
+    assert len(RELATIONS) == 9 and set(cypher.UPSERT_TRIPLES) == set(RELATIONS)
     for rel, stmt in cypher.UPSERT_TRIPLES.items():
         assert f"[r:{rel}]" in stmt and "UNWIND $rows AS row" in stmt and "MERGE" in stmt
     # user text only ever travels as a parameter
     for name, stmt in cypher.all_statements().items():
         assert "{row" not in stmt and "%s" not in stmt, name
+
+
+def test_every_relation_type_reads_as_a_phrase():
+    # one phrase per type, and the GNN's relation ids of the older types are unchanged by the split
+    assert list(RELATION_WORDS) == list(RELATIONS) and list(RELATIONS)[-1] == "MITIGATES"
+    assert list(RELATIONS)[:8] == ["IS_A", "PART_OF", "USES", "USED_FOR", "PREREQUISITE_OF", "CONTRASTS_WITH", "MEASURES", "RELATED_TO"]
+    assert relation_text("dropout", "MITIGATES", "overfitting") == "dropout counters overfitting"
+    assert relation_text("probability", "PREREQUISITE_OF", "Bayesian inference") == "probability is a prerequisite for Bayesian inference"
 
 
 def test_shipped_vocabulary_is_valid_and_large():

@@ -21,7 +21,7 @@ def test_prompt_lists_relations_concepts_and_text():
 def test_answers_are_validated_against_the_passage():
     answer = {"triples": [
         {"head": "dropout", "relation": "IS_A", "tail": "Regularisation"},       # alias: accepted
-        {"head": "dropout", "relation": "used_for", "tail": "over-fitting"},      # lower-case type, alias: accepted
+        {"head": "dropout", "relation": "mitigates", "tail": "over-fitting"},     # lower-case type, alias: accepted
         {"head": "dropout", "relation": "CAUSES", "tail": "overfitting"},         # not in the closed set
         {"head": "dropout", "relation": "USES", "tail": "batch normalization"},   # not mentioned in the passage
         {"head": "dropout", "relation": "IS_A", "tail": "dropout"},               # self loop
@@ -33,7 +33,7 @@ def test_answers_are_validated_against_the_passage():
         return "```json\n" + json.dumps(answer) + "\n```"
 
     triples = llm_extract("q1", TEXT, CONCEPTS, complete)
-    assert [t.key for t in triples] == [("dropout", "IS_A", "regularization"), ("dropout", "USED_FOR", "overfitting")]
+    assert [t.key for t in triples] == [("dropout", "IS_A", "regularization"), ("dropout", "MITIGATES", "overfitting")]
     assert all(t.source == "llm" and t.provenance == ["q1"] and t.sentence == TEXT for t in triples)
     assert len(prompts) == 1
 
