@@ -17,12 +17,15 @@ _SECRET_QUERY_KEY = re.compile(r"(pass(word)?|pwd|secret|token|key|auth|sig(natu
 _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^\s'\"<>`]+")
 # what urlsplit cannot parse: hide everything between '://' and the last '@' of the authority
 _USERINFO = re.compile(r"(://)[^/\s]*@")
+_BARE_USERINFO = re.compile(r"[^/\s]*@")
 
 
 def mask_url(url: str | None) -> str | None:
     """The URL with its password (or token-like user name) and secret query values replaced by ***."""
-    if not url or "://" not in url:
+    if not url or "@" not in url and "://" not in url:
         return url
+    if "://" not in url:  # malformed ("bolt//user:pw@host"): hide whatever stands before the '@'
+        return _BARE_USERINFO.sub(f"{MASK}@", url, count=1)
     try:
         parts = urlsplit(url)
         netloc = parts.netloc

@@ -47,13 +47,13 @@ def wait_flock(fd: int, mode: int, timeout: float, waiting: str, path: Path, hin
     """flock with a deadline; logs `waiting` (with the holder) once if the lock is not free at once."""
     if try_flock(fd, mode):
         return
-    log.log(level, "%s (held by %s); waiting up to %.0f s", waiting, holder_of(path), timeout)
+    log.log(level, "%s (held by %s); waiting up to %g s", waiting, holder_of(path), timeout)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         time.sleep(POLL_SECONDS)
         if try_flock(fd, mode):
             return
-    raise LockTimeoutError(f"{waiting} (held by {holder_of(path)}), still after {timeout:.0f} s of waiting. {hint}".strip())
+    raise LockTimeoutError(f"{waiting} (held by {holder_of(path)}); gave up after {timeout:g} s. {hint}".strip())
 
 
 @contextmanager
@@ -66,7 +66,7 @@ def exclusive_lock(path: Path, timeout: float, waiting: str, hint: str = "",
     try:
         wait_flock(fd, fcntl.LOCK_EX, timeout, waiting, path, hint, level)
         argv = list(getattr(sys, "orig_argv", None) or sys.argv)
-        command = " ".join([Path(argv[0]).name, *argv[1:]])[:200]
+        command = " ".join(" ".join([Path(argv[0]).name, *argv[1:]]).split())[:200]  # one line, for messages
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"pid {os.getpid()}, since {time.strftime('%H:%M:%S')}: {command}\n".encode(), 0)
         try:
