@@ -118,7 +118,8 @@ class EmbeddedFalkorDB:
         users = os.open(self.users_lock, os.O_RDWR | os.O_CREAT, 0o644)
         hint = "Wait for that command to finish, or raise --lock_timeout."
         try:
-            wait_flock(users, fcntl.LOCK_SH, lock_timeout, f"FalkorDB in {self.data_dir} is being stopped", self.users_lock, hint)
+            stopping = f"FalkorDB in {self.data_dir} is being stopped"
+            wait_flock(users, fcntl.LOCK_SH, lock_timeout, stopping, self.users_lock, hint)
             # waiting for another command's start is routine (a second or two): not worth a warning
             with exclusive_lock(self.start_lock, lock_timeout, f"FalkorDB in {self.data_dir} is being started", hint,
                                 logging.INFO):
@@ -183,7 +184,8 @@ class EmbeddedFalkorDB:
             self._fail_fast(log_start)
             time.sleep(0.05)
         tail = self.log_file.read_text()[-1500:] if self.log_file.exists() else ""
-        raise StoreUnavailableError(f"FalkorDB did not answer within {timeout:.0f}s; its log ({self.log_file}) ends with:\n{tail}")
+        raise StoreUnavailableError(
+            f"FalkorDB did not answer within {timeout:.0f}s; its log ({self.log_file}) ends with:\n{tail}")
 
     def _new_log(self, offset: int) -> str:
         try:
@@ -207,7 +209,8 @@ class EmbeddedFalkorDB:
             detail = bad[0].split(" # ", 1)[-1].strip()
             raise CorruptSnapshotError(self.snapshot, detail)
         if self.pid_file.exists() and self._pid() is None:
-            raise StoreUnavailableError(f"FalkorDB exited during start; its log ({self.log_file}) ends with:\n{text[-1500:]}")
+            raise StoreUnavailableError(
+                f"FalkorDB exited during start; its log ({self.log_file}) ends with:\n{text[-1500:]}")
 
     def _answers_within(self, timeout: float) -> bool:
         end = time.time() + timeout

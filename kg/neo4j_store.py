@@ -40,11 +40,14 @@ class Neo4jStore:
             self.driver.verify_connectivity()
         except neo4j.exceptions.AuthError:
             self.driver.close()
-            raise StoreUnavailableError(f"Neo4j at {shown} rejected user {user!r}: wrong user or password (set NEO4J_USER / NEO4J_PASSWORD).") from None
+            raise StoreUnavailableError(
+                f"Neo4j at {shown} rejected user {user!r}: wrong user or password (set NEO4J_USER / NEO4J_PASSWORD)."
+            ) from None
         except Exception as exc:  # noqa: BLE001 - ServiceUnavailable, DNS errors, refused connections
             self.driver.close()
             raise StoreUnavailableError(
-                f"Neo4j at {shown} is not reachable ({type(exc).__name__}: {mask_text(str(exc))}). Is the server running?"
+                f"Neo4j at {shown} is not reachable ({type(exc).__name__}: {mask_text(str(exc))}). "
+                "Is the server running?"
             ) from None
 
     def ensure_schema(self) -> None:

@@ -16,7 +16,8 @@ def main(argv: list[str] | None = None) -> int:
     def go() -> int:
         from data.normalize import control_character_problem, undecodable_problem
 
-        problem = undecodable_problem(args.question, "the question") or control_character_problem(args.question, "the question")
+        problem = (undecodable_problem(args.question, "the question")
+                   or control_character_problem(args.question, "the question"))
         if problem:
             raise ValueError(problem)
         from kg.index import load_index

@@ -27,7 +27,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.action == "start":
             with server.in_use(store_cfg.lock_timeout, store_cfg.connect_timeout * 4) as started:
                 server.keep_file.touch()  # inside in_use: the server is not stopped as this command leaves
-            print(f"FalkorDB {'started' if started else 'already running'} on {server.socket_path} (kept until `kg.server stop`)")
+            state = "started" if started else "already running"
+            print(f"FalkorDB {state} on {server.socket_path} (kept until `kg.server stop`)")
         elif args.action == "stop":
             server.keep_file.unlink(missing_ok=True)
             with server.sole_user(store_cfg.lock_timeout):
@@ -41,7 +42,8 @@ def main(argv: list[str] | None = None) -> int:
                     started = server.start(timeout=store_cfg.connect_timeout * 4)
                 except CorruptSnapshotError as exc:
                     moved = server.move_snapshot_aside()
-                    print(f"moved the corrupt snapshot {exc.snapshot} to {moved}; run `python -m kg.build` to rebuild the graph")
+                    print(f"moved the corrupt snapshot {exc.snapshot} to {moved}; "
+                          "run `python -m kg.build` to rebuild the graph")
                     return 0
                 if started and not server.keep_file.exists():
                     server.stop()

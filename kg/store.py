@@ -169,7 +169,8 @@ def writer_lock(cfg: StoreConfig) -> Iterator[None]:
         from data.secrets import mask_url, split_userinfo
 
         address = split_userinfo(uri)[0]
-        key = hashlib.sha256(f"{address}\0{cfg.database or os.environ.get('NEO4J_DATABASE') or ''}".encode()).hexdigest()[:16]
+        database = cfg.database or os.environ.get("NEO4J_DATABASE") or ""
+        key = hashlib.sha256(f"{address}\0{database}".encode()).hexdigest()[:16]
         path, where = Path(tempfile.gettempdir()) / f"studyllama-neo4j-{key}.build.lock", f"Neo4j at {mask_url(uri)}"
     else:
         path, where = Path(cfg.data_dir).resolve() / "build.lock", f"the graph store in {Path(cfg.data_dir).resolve()}"

@@ -143,8 +143,9 @@ def check_checkpoint_folder(path: Path) -> None:
         raise ModelNotFoundError(f"{config} is not UTF-8 text ({exc.reason} at byte {exc.start}); the checkpoint "
                                  "is damaged: copy or download it again.") from None
     except json.JSONDecodeError as exc:
-        raise ModelNotFoundError(f"{config} is not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno}); "
-                                 "the checkpoint is damaged or was edited by hand: copy or download it again.") from None
+        raise ModelNotFoundError(
+            f"{config} is not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno}); "
+            "the checkpoint is damaged or was edited by hand: copy or download it again.") from None
     if not isinstance(data, dict) or not data.get("model_type"):
         raise ModelNotFoundError(f"{config} has no \"model_type\" (it is not a transformers model config); "
                                  "give a Hugging Face checkpoint folder.")
@@ -159,7 +160,8 @@ def resolve_model(spec: str, cache_dir: str | None = None) -> ResolvedModel:
         if not path.is_file():
             raise ModelNotFoundError(f"GGUF file {path} does not exist.")
         key = gguf_content_key(path.resolve(), root / "models")
-        return ResolvedModel(spec, convert_gguf(path.resolve(), root / "models" / f"{path.stem}-{key[:12]}", key), "gguf")
+        out_dir = root / "models" / f"{path.stem}-{key[:12]}"
+        return ResolvedModel(spec, convert_gguf(path.resolve(), out_dir, key), "gguf")
     if path.is_dir():
         check_checkpoint_folder(path)
         return ResolvedModel(spec, path, "local")

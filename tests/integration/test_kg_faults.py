@@ -22,9 +22,12 @@ def stats(db) -> dict:
     return json.loads(run_cli("kg.stats", "--json", "--data_dir", str(db)).stdout)
 
 
-def snapshot(db) -> tuple:
-    s = stats(db)
+def snapshot_of(s: dict) -> tuple:
     return s["graph_digest"], s["content_digest"], s["concepts"], s["qa_items"], s["triples"]
+
+
+def snapshot(db) -> tuple:
+    return snapshot_of(stats(db))
 
 
 @pytest.fixture(scope="module")
@@ -72,12 +75,12 @@ def test_two_builds_at_once_never_lose_the_graph(references, kg_dirs, notes_dir,
         for build, ref in ((plain, references["plain"]), (notes, references["notes"])):
             out = json.loads(build["stdout"])
             # right after its write, under the writer lock, the store held exactly this build's graph
-            assert (out["graph_digest"], out["content_digest"], out["concepts"], out["qa_items"], out["triples"]) == ref
+            assert snapshot_of(out) == ref
             assert "Traceback" not in build["stderr"]
         waited += sum("another build is writing to the graph store" in b["stderr"] for b in (plain, notes))
         assert r["stats"]["rc"] == 0, r["stats"]["stderr"][-3000:]
         s = json.loads(r["stats"]["stdout"])
-        assert (s["graph_digest"], s["content_digest"], s["concepts"], s["qa_items"], s["triples"]) in references.values()
+        assert snapshot_of(s) in references.values()
     assert waited >= 1  # the builds did meet: one waited for the other, saying for whom
     print(f"{ROUNDS + 1} rounds of two concurrent builds in {time.monotonic() - started:.0f} s")
     run_cli("kg.server", "stop", "--data_dir", str(db), check=False)
@@ -160,7 +163,8 @@ def test_notes_with_one_name_in_two_folders_are_two_notes(built, kg_dirs, tmp_pa
         by_note.setdefault(r["id"], {"text": r["text"], "concepts": set()})["concepts"].add(r["concept"])
     assert set(by_note) == {"a/dup.md#0", "b/dup.md#0"}
     assert by_note["a/dup.md#0"]["text"].startswith("Dropout") and "dropout" in by_note["a/dup.md#0"]["concepts"]
-    assert by_note["b/dup.md#0"]["text"].startswith("A hash table") and "hash-table" in by_note["b/dup.md#0"]["concepts"]
+    b = by_note["b/dup.md#0"]
+    assert b["text"].startswith("A hash table") and "hash-table" in b["concepts"]
     assert "dropout" not in by_note["b/dup.md#0"]["concepts"] and "hash-table" not in by_note["a/dup.md#0"]["concepts"]
     run_cli("kg.server", "stop", "--data_dir", str(db), check=False)
 
@@ -177,7 +181,8 @@ def test_bad_input_leaves_the_graph_as_it_was(built, kg_dirs, tmp_path, case):
     bad.mkdir()
     if case == "nul-note":
         (bad / "n.md").write_text("# Week 2\n\nDropout is a kind of regularization\x00 that prevents overfitting.\n")
-        args, expected = ["--notes", str(bad)], f"{bad / 'n.md'}: the note holds the control character U+0000 (NUL) at line 3, column 36"
+        args = ["--notes", str(bad)]
+        expected = f"{bad / 'n.md'}: the note holds the control character U+0000 (NUL) at line 3, column 36"
     elif case == "empty-corpus":
         (bad / "qa.jsonl").write_text("")
         args, expected = ["--corpus", str(bad / "qa.jsonl")], f"{bad / 'qa.jsonl'}: holds no QA rows"

@@ -19,7 +19,8 @@ def jsonl(path, *rows):
 
 
 def run_prepare(capsys, out_dir, *corpus):
-    code = prepare_main(["--corpus", *map(str, corpus), "--out_dir", str(out_dir), "--train_size", "2", "--dev_size", "0"])
+    args = ["--out_dir", str(out_dir), "--train_size", "2", "--dev_size", "0"]
+    code = prepare_main(["--corpus", *map(str, corpus), *args])
     return code, capsys.readouterr().err
 
 
@@ -89,10 +90,13 @@ def test_control_characters_are_rejected_with_where_they_are(tmp_path, out_dir, 
         "remove it (only tab and line breaks are allowed)",
         f"{path}:2: answer holds the control character U+001B (ESC) at line 2, column 3 (2 in all); "
         "remove it (only tab and line breaks are allowed)",
-        f"{path}:3: a tag holds the control character U+0085 at line 1, column 8; remove it (only tab and line breaks are allowed)",
-        f"{path}:4: id holds the control character U+0007 (BEL) at line 1, column 4; remove it (only tab and line breaks are allowed)",
+        f"{path}:3: a tag holds the control character U+0085 at line 1, column 8; "
+        "remove it (only tab and line breaks are allowed)",
+        f"{path}:4: id holds the control character U+0007 (BEL) at line 1, column 4; "
+        "remove it (only tab and line breaks are allowed)",
     ]
-    check_rejected(*run_prepare(capsys, out_dir, path), out_dir, f"{path}:1: question holds the control character U+0000")
+    expected = f"{path}:1: question holds the control character U+0000"
+    check_rejected(*run_prepare(capsys, out_dir, path), out_dir, expected)
 
 
 def test_the_control_character_rule_is_exactly_unicode_cc_without_tab_and_line_breaks():
@@ -115,7 +119,8 @@ def test_a_corrupt_embedding_cache_is_recomputed_with_a_warning(tmp_path, caplog
         again = embed_cached(texts, cache)
     np.testing.assert_allclose(again, fresh, atol=1e-6)
     (warning,) = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert f"embedding cache {cache} is unreadable (BadZipFile" in warning and "computing its embeddings again" in warning
+    assert f"embedding cache {cache} is unreadable (BadZipFile" in warning
+    assert "computing its embeddings again" in warning
     with np.load(cache) as z:  # replaced by a good one
         assert z["vectors"].shape == (2, fresh.shape[1])
 
@@ -133,9 +138,11 @@ def test_data_prepare_recomputes_a_corrupt_question_cache(tmp_path, capsys, capl
     out.mkdir()
     (out / "question_embeddings.npz").write_bytes(b"PK\x03\x04 not a zip")
     with caplog.at_level(logging.WARNING):
-        code = prepare_main(["--corpus", str(path), "--out_dir", str(out), "--train_size", "4", "--dev_size", "1", "--json"])
+        code = prepare_main(["--corpus", str(path), "--out_dir", str(out), "--train_size", "4", "--dev_size", "1",
+                             "--json"])
     assert code == 0, capsys.readouterr().err
-    assert any(f"embedding cache {out / 'question_embeddings.npz'} is unreadable" in r.getMessage() for r in caplog.records)
+    warned = f"embedding cache {out / 'question_embeddings.npz'} is unreadable"
+    assert any(warned in r.getMessage() for r in caplog.records)
     assert json.loads(capsys.readouterr().out)["valid_items"] == 8
     with np.load(out / "question_embeddings.npz") as z:
         assert len(z["keys"]) == 8

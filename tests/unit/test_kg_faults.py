@@ -18,7 +18,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_note_ids_are_paths_under_the_notes_root(tmp_path):
     notes = tmp_path / "notes"
-    for sub, text in (("a", "Dropout is a kind of regularization."), ("b/deeper", "A hash table maps keys to buckets.")):
+    texts = {"a": "Dropout is a kind of regularization.", "b/deeper": "A hash table maps keys to buckets."}
+    for sub, text in texts.items():
         (notes / sub).mkdir(parents=True)
         (notes / sub / "dup.md").write_text(f"# Title\n\n{text}\n")
     single = tmp_path / "single.md"
@@ -37,7 +38,8 @@ def test_one_relative_path_under_two_roots_is_an_error_naming_both(tmp_path):
         (tmp_path / root / "week.md").write_text("Dropout is a kind of regularization.\n")
     with pytest.raises(ValueError) as err:
         read_notes([str(tmp_path / "r1"), str(tmp_path / "r2")])
-    assert f"{tmp_path / 'r2' / 'week.md'}: has the note id 'week.md' of {tmp_path / 'r1' / 'week.md'}" in str(err.value)
+    first, second = tmp_path / "r1" / "week.md", tmp_path / "r2" / "week.md"
+    assert f"{second}: has the note id 'week.md' of {first}" in str(err.value)
 
 
 def test_control_characters_in_notes_and_vocabulary_are_named_by_file_and_line(tmp_path):
@@ -83,7 +85,7 @@ def test_a_malformed_neo4j_uri_is_one_paragraph_without_the_password(tmp_path, c
     db = tmp_path / "db"
     for uri, shown, reason in (
         ("bolt//neo:s3cret@localhost:7687", "bolt//***@localhost:7687", "no scheme (expected bolt:// or neo4j://"),
-        ("bolt://neo:s3cret@localhost:notaport", "bolt://localhost:notaport", "Port could not be cast to integer value"),
+        ("bolt://neo:s3cret@localhost:notaport", "bolt://localhost:notaport", "Port could not be cast to integer"),
     ):
         code = main(["--uri", uri, "--data_dir", str(db)])
         err = capsys.readouterr().err

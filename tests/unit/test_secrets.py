@@ -26,8 +26,8 @@ def test_mask_text_and_nested_values():
     text = "Given URI: 'neo4j://neo:s3cret@127.0.0.1:1'. Also see https://docs.example/x."
     assert mask_text(text) == "Given URI: 'neo4j://neo:***@127.0.0.1:1'. Also see https://docs.example/x."
     value = {"judge_base_url": "http://u:pw@h/v1", "runs": [{"message": "failed at http://t0k@h/v1"}], "n": 3}
-    assert mask_urls(value) == {"judge_base_url": "http://u:***@h/v1", "runs": [{"message": "failed at http://***@h/v1"}],
-                                "n": 3}
+    assert mask_urls(value) == {"judge_base_url": "http://u:***@h/v1",
+                                "runs": [{"message": "failed at http://***@h/v1"}], "n": 3}
 
 
 def test_split_userinfo():
