@@ -96,11 +96,7 @@ def embed_cached(texts: list[str], cache_path: Path) -> np.ndarray:
     import os
 
     keys = [hashlib.sha256(t.encode()).hexdigest()[:20] for t in texts]
-    cache: dict[str, np.ndarray] = {}
-    if cache_path.exists():
-        with np.load(cache_path) as z:
-            stored_keys, stored = z["keys"].tolist(), z["vectors"]  # read each array once
-        cache = dict(zip(stored_keys, stored))
+    cache = _read_cache(cache_path) if cache_path.exists() else {}
     missing = {k for k in keys if k not in cache}
     if missing:
         todo = {k: t for k, t in zip(keys, texts) if k in missing}
@@ -111,3 +107,19 @@ def embed_cached(texts: list[str], cache_path: Path) -> np.ndarray:
         np.savez(tmp, keys=np.array(list(cache)), vectors=np.stack(list(cache.values())))
         tmp.replace(cache_path)
     return np.stack([cache[k] for k in keys]) if keys else np.zeros((0, 384), dtype=np.float32)
+
+
+def _read_cache(path: Path) -> dict[str, np.ndarray]:
+    """The cached vectors by key; an unreadable cache (cut short, overwritten) is recomputed, with a warning."""
+    import zipfile
+
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            keys, vectors = z["keys"].tolist(), z["vectors"]  # read each array once
+        if vectors.ndim != 2 or len(keys) != len(vectors) or not all(isinstance(k, str) for k in keys):
+            raise ValueError(f"{len(keys)} keys for vectors of shape {vectors.shape}")
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+        log.warning("embedding cache %s is unreadable (%s: %s); computing its embeddings again and replacing it",
+                    path, type(exc).__name__, exc)
+        return {}
+    return dict(zip(keys, vectors))

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from data.normalize import normalize_text
+from data.normalize import control_character_problem, normalize_text
 from data.schema import DIFFICULTIES, DOMAINS, QAItem
 
 log = logging.getLogger(__name__)
@@ -62,6 +62,9 @@ def _iter_jsonl(path: Path) -> Iterator[tuple[str, dict | None, str | None]]:
             except json.JSONDecodeError as exc:
                 yield where, None, f"broken JSON: {exc.msg} (column {exc.colno})"
                 continue
+            except RecursionError:  # json's C parser recurses once per level: [[[[... a few thousand deep
+                yield where, None, "JSON nested too deeply (a QA row is one flat object)"
+                continue
             if not isinstance(row, dict):
                 yield where, None, f"expected a JSON object, got {type(row).__name__}"
                 continue
@@ -75,9 +78,22 @@ def _iter_csv(path: Path) -> Iterator[tuple[str, dict | None, str | None]]:
         line = path.read_bytes()[: exc.start].count(b"\n") + 1
         yield f"{path}:{line}", None, f"bad encoding (not UTF-8): {exc.reason}"
         return
-    reader = csv.DictReader(text.splitlines(keepends=True))
-    for row in reader:
-        yield f"{path}:{reader.line_num}", dict(row), None
+    # csv's own field limit (128 KB) would end the whole file with a traceback at the first long field; lift
+    # it for this file (already in memory) and reject an oversized row by the same limit as a JSONL line
+    previous_limit = csv.field_size_limit(max(csv.field_size_limit(), len(text) + 1))
+    try:
+        reader = csv.DictReader(text.splitlines(keepends=True))
+        for row in reader:
+            where = f"{path}:{reader.line_num}"
+            size = sum(len(v) for v in row.values() if isinstance(v, str))
+            if size > MAX_LINE_BYTES:
+                yield where, None, f"row is {size:,} characters, over the {MAX_LINE_BYTES:,}-character limit"
+                continue
+            yield where, dict(row), None
+    except csv.Error as exc:
+        yield f"{path}:{reader.line_num + 1}", None, f"broken CSV: {exc}"
+    finally:
+        csv.field_size_limit(previous_limit)
 
 
 def _iter_hf(spec: str) -> Iterator[tuple[str, dict | None, str | None]]:
@@ -138,6 +154,10 @@ def row_to_item(
         if not isinstance(value, str):
             reasons.append(f"field {name!r} must be text, got {type(value).__name__}")
             return ""
+        problem = control_character_problem(value, name)
+        if problem:
+            reasons.append(problem)
+            return ""
         value = normalize_text(value)
         if not value:
             reasons.append(f"empty {name}")
@@ -155,6 +175,11 @@ def row_to_item(
     item_id = get("id")
     if item_id is None or str(item_id).strip() == "":
         reasons.append("missing field 'id'")
+    for name in ("id", "source"):
+        value = get(name)
+        problem = control_character_problem(value, name) if isinstance(value, str) else None
+        if problem:
+            reasons.append(problem)
     difficulty = get("difficulty")
     if difficulty is not None and difficulty not in DIFFICULTIES:
         reasons.append(f"unknown difficulty {difficulty!r} (expected one of {', '.join(DIFFICULTIES)})")
@@ -164,6 +189,7 @@ def row_to_item(
     if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
         reasons.append("tags must be a list of strings")
         tags = []
+    reasons.extend(p for p in (control_character_problem(t, "a tag") for t in tags) if p)
     if reasons:
         return None, reasons
     item = QAItem(
@@ -199,7 +225,9 @@ def load_items(
     seen: dict[str, str] = {}
     for source in sources:
         default_source = "studyllama" if source.startswith(str(Path(__file__).parent)) else Path(source).name
+        rows_seen = 0
         for where, row, problem in iter_rows(source):
+            rows_seen += 1
             if problem:
                 problems.append(RowProblem(where, problem))
                 continue
@@ -216,6 +244,8 @@ def load_items(
             items.append(item)
             if origins is not None:
                 origins[item.id] = re.sub(r":\d+$|\[\d+\]$", "", where)
+        if rows_seen == 0:  # an empty file is a mistake (a failed export, the wrong path), not a corpus
+            problems.append(RowProblem(source, "holds no QA rows (the file is empty, or only blank lines or a header)"))
     if problems:
         log.warning("%d invalid rows, %d valid", len(problems), len(items))
         if strict:

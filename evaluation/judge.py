@@ -32,6 +32,7 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from data.secrets import mask_url
 from evaluation.geval import METHODS, PROMPTS, Judgement, judgement_from_logprobs, judgement_from_samples, render
 
 log = logging.getLogger(__name__)
@@ -114,6 +115,7 @@ class JudgeConfig:
         """The settings for a results file: everything but the API key."""
         d = asdict(self)
         d["api_key"] = "<set>" if self.api_key else None
+        d["base_url"] = mask_url(self.base_url)
         return d
 
 
@@ -188,7 +190,7 @@ class OpenAIJudge:
                 api_key = "not-needed"  # local servers ignore it, but the client insists on one
             client = openai.OpenAI(base_url=base_url, api_key=api_key, max_retries=0, timeout=cfg.timeout)
         self.client = client
-        self.base_url = str(client.base_url).rstrip("/")
+        self.base_url = mask_url(str(client.base_url).rstrip("/"))  # what results and caches record: no credentials
         self.name = self.model
         self.max_workers = cfg.concurrency
         self.prices = (cfg.price_prompt_per_1k, cfg.price_completion_per_1k)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from data.loaders import read_split
 from data.schema import QAItem
+from data.secrets import mask_url
 from evaluation.config import EvalConfig
 from evaluation.metrics import compute_metrics, metric_versions
 from evaluation.predictions import append_rows, read_cached, rewrite_clean
@@ -151,7 +152,7 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> EvalResult:
         "eval_file": str(eval_file),
         "prompt_style": style,
         "generation": settings.to_dict(),
-        "config": asdict(cfg),
+        "config": {**asdict(cfg), "judge_base_url": mask_url(cfg.judge_base_url)},
         "metric_versions": metric_versions(),
         "metrics": metrics,
         "comparisons": comparisons,

@@ -11,18 +11,23 @@ def main(argv: list[str] | None = None) -> int:
 
     p = parser("python -m kg.build", __doc__.splitlines()[0])
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("--move_corrupt_snapshot", action="store_true",
+                   help="if the embedded store's snapshot (dump.rdb) cannot be loaded, move it aside (renamed with a "
+                        "timestamp) and build the graph from scratch; without it such a snapshot is an error")
     args = p.parse_args(argv)
 
     def go() -> int:
         from kg.builder import build_graph_data, write_graph
-        from kg.store import counts, open_store
+        from kg.store import content_digest, counts, open_store, writer_lock
 
         cfg, store_cfg = configs(args)
         t0 = time.time()
-        data = build_graph_data(cfg, progress=not args.json)
-        with open_store(store_cfg) as store:
-            written = write_graph(store, data, progress=not args.json)
-            stats = counts(store)
+        # the store first: a store that is down or a corrupt snapshot is reported before minutes of work
+        with open_store(store_cfg, move_corrupt_snapshot=args.move_corrupt_snapshot) as store:
+            data = build_graph_data(cfg, progress=not args.json)
+            with writer_lock(store_cfg):
+                written = write_graph(store, data, progress=not args.json)
+                stats = counts(store) | {"content_digest": content_digest(store)}
         summary = {
             **stats,
             "store": store.name,

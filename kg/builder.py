@@ -41,25 +41,48 @@ class GraphData:
 
 
 def read_notes(paths: list[str]) -> list[Document]:
-    """A user's Markdown / text notes as documents, one per paragraph (id: file#paragraph)."""
-    docs: list[Document] = []
-    files: list[Path] = []
+    """A user's Markdown / text notes as documents, one per paragraph.
+
+    A document's id is its file's path relative to the notes root it was found under, then '#paragraph'
+    (a/dup.md#0 and b/dup.md#0 are two notes); a file given by itself is named by its file name. Every
+    problem (not UTF-8, a control character, two files with one id) is reported at once, before any write.
+    """
+    from data.normalize import control_character_problem
+
+    files: list[tuple[Path, str]] = []
     for p in map(Path, paths):
         if p.is_dir():
-            files.extend(sorted(f for f in p.rglob("*") if f.suffix.lower() in (".md", ".markdown", ".txt")))
+            found = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in (".md", ".markdown", ".txt"))
+            files.extend((f, f.relative_to(p).as_posix()) for f in found)
         elif p.exists():
-            files.append(p)
+            files.append((p, p.name))
         else:
             raise FileNotFoundError(f"notes path {p} does not exist")
-    for f in files:
+    problems: list[str] = []
+    first_file: dict[str, Path] = {}
+    docs: list[Document] = []
+    for f, name in files:
+        if name in first_file:
+            problems.append(f"{f}: has the note id {name!r} of {first_file[name]} (two notes roots hold the same "
+                            "relative path); give the folder above both, or rename one")
+            continue
+        first_file[name] = f
         try:
             text = f.read_text(encoding="utf-8")
         except UnicodeDecodeError as exc:
-            raise ValueError(f"{f}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+            problems.append(f"{f}: not UTF-8 text ({exc.reason} at byte {exc.start})")
+            continue
+        problem = control_character_problem(text, "the note")
+        if problem:
+            problems.append(f"{f}: {problem}")
+            continue
         for k, para in enumerate(p.strip() for p in text.split("\n\n")):
             para = "\n".join(line.lstrip("#>*- ").strip() for line in para.splitlines()).strip()
             if len(para.split()) >= 4:
-                docs.append(Document(f"{f.name}#{k}", para))
+                docs.append(Document(f"{name}#{k}", para))
+    if problems:
+        raise ValueError(f"{len(problems)} problem(s) in the notes; nothing was written to the graph:\n  - "
+                         + "\n  - ".join(problems))
     return docs
 
 
@@ -93,12 +116,13 @@ class ExtractionCache:
         self.path, self.vocab_key = path, vocab_key
         self.rows: dict[str, dict] = {}
         if path.exists():
-            for line in path.read_text(encoding="utf-8").splitlines():
+            for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
                 try:
                     row = json.loads(line)
-                except json.JSONDecodeError:
+                except (json.JSONDecodeError, RecursionError):
                     continue  # a line cut by a kill: that document is simply extracted again
-                self.rows[row["key"]] = row
+                if isinstance(row, dict) and isinstance(row.get("key"), str):
+                    self.rows[row["key"]] = row
 
     def key(self, doc: Document) -> str:
         return hashlib.sha256(f"{self.vocab_key}\0{doc.id}\0{doc.text}".encode()).hexdigest()[:24]
@@ -106,11 +130,17 @@ class ExtractionCache:
     def save(self, new_rows: list[dict]) -> None:
         if not new_rows:
             return
+        import fcntl
+
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        text = "".join(json.dumps(row, sort_keys=True) + "\n" for row in new_rows)
         with open(self.path, "a", encoding="utf-8") as fh:
-            for row in new_rows:
-                fh.write(json.dumps(row, sort_keys=True) + "\n")
-                self.rows[row["key"]] = row
+            # builds sharing a work dir append at once: whole lines only, never two writers' bytes interleaved
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            fh.write(text)
+            fh.flush()
+        for row in new_rows:
+            self.rows[row["key"]] = row
 
 
 def extract_all(extractor: ConceptExtractor, docs: list[Document], cache: ExtractionCache, progress: bool) -> tuple[list[Triple], dict[str, Counter]]:

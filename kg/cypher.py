@@ -93,6 +93,18 @@ RETURN h.id AS head, type(r) AS relation, t.id AS tail, r.confidence AS confiden
 ORDER BY head, relation, tail
 """
 
+ALL_QA = """
+MATCH (q:QA)
+RETURN q.id AS id, q.question AS question, q.domain AS domain
+ORDER BY id
+"""
+
+ALL_MENTIONS = """
+MATCH (q:QA)-[m:MENTIONS]->(c:Concept)
+RETURN q.id AS qa, c.id AS concept, m.count AS count
+ORDER BY qa, concept
+"""
+
 NEIGHBOURHOOD = """
 MATCH (c:Concept {id: $id})-[r]-(n:Concept)
 RETURN c.id AS center, type(r) AS relation, startNode(r).id AS head, endNode(r).id AS tail,

@@ -14,6 +14,12 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     def go() -> int:
+        from data.normalize import control_character_problem, undecodable_problem
+
+        problem = (undecodable_problem(args.question, "the question")
+                   or control_character_problem(args.question, "the question"))
+        if problem:
+            raise ValueError(problem)
         from kg.index import load_index
         from kg.retrieval import retrieve_subgraph
         from kg.store import open_store

@@ -1,4 +1,5 @@
-"""`python -m kg.stats [--json]`: counts of the graph in the store."""
+"""`python -m kg.stats [--json]`: counts of the graph in the store, the digest of the build that wrote it
+(`graph_digest`) and one computed from what the store holds (`content_digest`)."""
 from __future__ import annotations
 
 import json
@@ -13,11 +14,12 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     def go() -> int:
-        from kg.store import counts, get_meta, open_store
+        from kg.store import content_digest, counts, get_meta, open_store
 
         store_cfg = configs(args, kg=False)
         with open_store(store_cfg) as store:
-            s = counts(store) | {"store": store.name, "graph_digest": get_meta(store, "graph_digest")}
+            s = counts(store) | {"store": store.name, "graph_digest": get_meta(store, "graph_digest"),
+                                 "content_digest": content_digest(store)}
         s["isolated_fraction"] = round(s["isolated_concepts"] / max(s["concepts"], 1), 4)
         if args.json:
             print(json.dumps(s, indent=2, sort_keys=True))

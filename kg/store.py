@@ -38,6 +38,17 @@ class StoreConfig:
     """Graph name inside FalkorDB."""
     connect_timeout: float = 5.0
     """Seconds before an unreachable store is reported."""
+    lock_timeout: float = 600.0
+    """Seconds a build waits for another build writing to the same store (one writer at a time) before giving up."""
+
+    def __post_init__(self) -> None:
+        if self.uri and "@" in self.uri:
+            # credentials written into the URI move to their own fields, so a saved config never holds them
+            from data.secrets import split_userinfo
+
+            self.uri, user, password = split_userinfo(self.uri)
+            self.user = self.user or user
+            self.password = self.password if self.password is not None else password
 
     def resolved_uri(self) -> str | None:
         return self.uri or os.environ.get("NEO4J_URI")
@@ -85,6 +96,18 @@ def counts(store: GraphStore) -> dict:
     }
 
 
+def content_digest(store: GraphStore) -> str:
+    """A fingerprint of what the store holds (concepts, triples, QA items and notes, mentions), computed from
+    the store itself: two stores with equal digests hold the same graph, whatever their meta data claims."""
+    import hashlib
+    import json
+
+    parts = [store.run(q) for q in (cypher.ALL_CONCEPTS, cypher.ALL_TRIPLES, cypher.ALL_QA, cypher.ALL_MENTIONS)]
+    # the backends' ORDER BY ties and list orders are not ours to rely on: sort the serialised rows
+    payload = [sorted(json.dumps(row, sort_keys=True, default=str) for row in rows) for rows in parts]
+    return hashlib.sha256(json.dumps(payload).encode()).hexdigest()[:16]
+
+
 def neighbourhood(store: GraphStore, concept: str, limit: int = 50) -> list[dict]:
     """A concept's direct neighbours with the relation type and direction, strongest first."""
     return store.run(cypher.NEIGHBOURHOOD, {"id": concept, "limit": limit})
@@ -100,8 +123,9 @@ def set_meta(store: GraphStore, key: str, value: str) -> None:
 
 
 @contextmanager
-def open_store(cfg: StoreConfig | None = None, keep_running: bool = False) -> Iterator[GraphStore]:
-    """Open the configured store; the embedded server is started on demand and stopped afterwards."""
+def open_store(cfg: StoreConfig | None = None, move_corrupt_snapshot: bool = False) -> Iterator[GraphStore]:
+    """Open the configured store. The embedded server is started on demand and stopped when its last user
+    leaves; with move_corrupt_snapshot, a snapshot it cannot load is moved aside and the graph starts empty."""
     cfg = cfg or StoreConfig()
     uri = cfg.resolved_uri()
     if uri:
@@ -122,11 +146,34 @@ def open_store(cfg: StoreConfig | None = None, keep_running: bool = False) -> It
     from kg.falkordb_store import EmbeddedFalkorDB, FalkorStore
 
     server = EmbeddedFalkorDB(Path(cfg.data_dir))
-    started = server.start(timeout=cfg.connect_timeout * 4)
-    store = FalkorStore(server.socket_path, cfg.graph, cfg.connect_timeout)
-    try:
-        yield store
-    finally:
-        store.close()
-        if started and not keep_running:
-            server.stop()
+    with server.in_use(cfg.lock_timeout, cfg.connect_timeout * 4, move_corrupt_snapshot):
+        store = FalkorStore(server.socket_path, cfg.graph, cfg.connect_timeout)
+        try:
+            yield store
+        finally:
+            store.close()
+
+
+@contextmanager
+def writer_lock(cfg: StoreConfig) -> Iterator[None]:
+    """One writer per store: a second build waits here (saying for whom) instead of interleaving its writes
+    and its stale-row cleanup with the first one's. The lock lives in the FalkorDB data directory, or for
+    Neo4j in the temp directory under a name derived from the address (builds on this machine)."""
+    import hashlib
+    import tempfile
+
+    from kg.locks import exclusive_lock
+
+    uri = cfg.resolved_uri()
+    if uri:
+        from data.secrets import mask_url, split_userinfo
+
+        address = split_userinfo(uri)[0]
+        database = cfg.database or os.environ.get("NEO4J_DATABASE") or ""
+        key = hashlib.sha256(f"{address}\0{database}".encode()).hexdigest()[:16]
+        path, where = Path(tempfile.gettempdir()) / f"studyllama-neo4j-{key}.build.lock", f"Neo4j at {mask_url(uri)}"
+    else:
+        path, where = Path(cfg.data_dir).resolve() / "build.lock", f"the graph store in {Path(cfg.data_dir).resolve()}"
+    hint = "Nothing was written. Wait for that build to finish and run this one again, or raise --lock_timeout."
+    with exclusive_lock(path, cfg.lock_timeout, f"another build is writing to {where}", hint):
+        yield

@@ -6,6 +6,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from data.normalize import control_character_problem
 from kg.checks import alias_problems, load_ambiguous, relation_conflicts
 from kg.schema import DOMAINS, RELATIONS, Concept, Triple, concept_id
 
@@ -56,9 +57,21 @@ def load_vocabulary(paths: list[Path] | None = None, ambiguous: dict[str, str] |
             except json.JSONDecodeError as exc:
                 problems.append(f"{where}: broken JSON: {exc.msg}")
                 continue
+            except RecursionError:
+                problems.append(f"{where}: JSON nested too deeply (a concept is one flat object)")
+                continue
+            if not isinstance(row, dict):
+                problems.append(f"{where}: expected a JSON object, got {type(row).__name__}")
+                continue
             missing = [f for f in ("id", "name", "domain") if not row.get(f)]
             if missing:
                 problems.append(f"{where}: missing {', '.join(missing)}")
+                continue
+            texts = [("name", row["name"]), ("definition", row.get("definition") or "")]
+            texts += [("an alias", a) for a in row.get("aliases") or [] if isinstance(a, str)]
+            bad = [p for p in (control_character_problem(str(v), what) for what, v in texts) if p]
+            if bad:
+                problems.append(f"{where}: {bad[0]}")
                 continue
             cid = row["id"]
             if cid != concept_id(cid):
