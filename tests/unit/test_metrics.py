@@ -70,3 +70,19 @@ def test_bertscore_on_the_bundled_minilm():
     same, close, far, empty = bertscore_items(rows)
     assert same == pytest.approx(1.0, abs=1e-3) and same > close > far and empty == 0.0
     assert "all_minilm" in metric_versions(["bertscore"])["bertscore"].lower().replace("-", "_")
+
+
+def test_metric_versions_name_the_installed_packages(monkeypatch):
+    from importlib import metadata
+
+    from evaluation import metrics
+
+    versions = metrics.metric_versions(["rouge", "bleu", "meteor", "degeneration"])
+    assert versions["rouge"] == f"rouge-score-{metadata.version('rouge-score')}/f1/stem"
+    assert versions["bleu"] == f"nltk-{metadata.version('nltk')}/method1/regex-tokens"
+    assert versions["meteor"].startswith(f"nltk-{metadata.version('nltk')}/meteor/")
+    assert versions["degeneration"] == "1"
+    # an upgrade shows: the version is read when asked, not written down when the module was
+    real = metadata.version
+    monkeypatch.setattr(metadata, "version", lambda pkg: "9.9.9" if pkg == "rouge-score" else real(pkg))
+    assert metrics.metric_versions(["rouge"])["rouge"] == "rouge-score-9.9.9/f1/stem"
