@@ -11,8 +11,9 @@
 # accept its licence on huggingface.co, then `huggingface-cli login` and
 # `huggingface-cli download meta-llama/Llama-2-7b-chat-hf` on a machine with access.
 # Time: hours (15 epochs of the 1,000 curated items per run, then an answer of up to 512 tokens per eval
-# item and system; training.run prints the eval split's size when it starts). Every step can be stopped: running the script again skips what is finished and resumes the
-# rest from its last checkpoint (training) or its cached predictions (evaluation).
+# item and system; training.run prints the eval split's size when it starts). Every step can be stopped:
+# running the script again skips what is finished and resumes the rest from its last checkpoint (training)
+# or its cached predictions (evaluation).
 #
 # Environment: PYTHON (default .venv/bin/python), RUNS (default runs), MODES (graph modes to add after the
 # LoRA run; default "graph graph-text adapter"; "" for the study's table only), NVIDIA_SMI (default nvidia-smi).
