@@ -26,20 +26,36 @@ def tokenize(text: str) -> list[str]:
     return _TOKEN.findall(text.lower())
 
 
+def installed_version(package: str) -> str:
+    """The installed version of a distribution, as pip sees it."""
+    from importlib import metadata
+
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "not-installed"
+
+
 @dataclass(frozen=True)
 class Metric:
     name: str
-    version: str
+    method: str  # what is computed (e.g. "f1/stem"); changing it changes the scores
     fn: Callable[[list[dict]], dict[str, float]]
     per_item: Callable[[dict], dict[str, float]] | None = None
+    package: str | None = None  # the distribution that computes it: its installed version is part of the version
+
+    @property
+    def version(self) -> str:
+        """`package-x.y.z/method`, read from the installed package so that an upgrade shows in every report."""
+        return f"{self.package}-{installed_version(self.package)}/{self.method}" if self.package else self.method
 
 
 REGISTRY: dict[str, Metric] = {}
 
 
-def register(name: str, version: str, per_item=None):
+def register(name: str, method: str, package: str | None = None, per_item=None):
     def wrap(fn):
-        REGISTRY[name] = Metric(name, version, fn, per_item)
+        REGISTRY[name] = Metric(name, method, fn, per_item, package)
         return fn
 
     return wrap
@@ -66,7 +82,7 @@ def _mean(rows: list[dict], key: str) -> float:
     return sum(r[key] for r in rows) / len(rows) if rows else 0.0
 
 
-@register("rouge", "rouge-score-0.1.2/f1/stem", per_item=rouge_item)
+@register("rouge", "f1/stem", "rouge-score", per_item=rouge_item)
 def rouge(rows: list[dict]) -> dict[str, float]:
     scores = [rouge_item(r) for r in rows]
     return {k: _mean(scores, k) for k in ("rouge1", "rouge2", "rougeL")}
@@ -84,7 +100,7 @@ def bleu_item(row: dict) -> dict[str, float]:
     return out
 
 
-@register("bleu", "nltk-3.10.4/method1/regex-tokens", per_item=bleu_item)
+@register("bleu", "method1/regex-tokens", "nltk", per_item=bleu_item)
 def bleu(rows: list[dict]) -> dict[str, float]:
     from nltk.translate.bleu_score import SmoothingFunction, corpus_bleu
 
@@ -134,7 +150,8 @@ def _wordnet():
 
 
 def meteor_version() -> str:
-    return "nltk-3.10.4/meteor/" + ("wordnet" if not isinstance(_wordnet(), _NoWordNet) else "exact+stem (no WordNet)")
+    mode = "wordnet" if not isinstance(_wordnet(), _NoWordNet) else "exact+stem (no WordNet)"
+    return f"{REGISTRY['meteor'].version}/{mode}"
 
 
 def meteor_item(row: dict) -> dict[str, float]:
@@ -144,7 +161,7 @@ def meteor_item(row: dict) -> dict[str, float]:
     return {"meteor": meteor_score([tokenize(row["reference"])], hyp, wordnet=_wordnet()) if hyp else 0.0}
 
 
-@register("meteor", "nltk-3.10.4/meteor", per_item=meteor_item)
+@register("meteor", "meteor", "nltk", per_item=meteor_item)
 def meteor(rows: list[dict]) -> dict[str, float]:
     return {"meteor": _mean([meteor_item(r) for r in rows], "meteor")}
 
@@ -180,7 +197,7 @@ def bertscore_items(rows: list[dict]) -> list[float]:
     return _BERT_MEMO[key]
 
 
-@register("bertscore", "bert-score-0.3.13/f1/last-layer/no-rescale")
+@register("bertscore", "f1/last-layer/no-rescale", "bert-score")
 def bertscore(rows: list[dict]) -> dict[str, float]:
     scores = bertscore_items(rows)
     return {"bertscore_f1": sum(scores) / len(scores) if scores else 0.0}

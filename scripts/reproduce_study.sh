@@ -10,9 +10,10 @@
 # on the GPU machine) and the model downloaded beforehand: nothing is downloaded here. Llama-2 is gated:
 # accept its licence on huggingface.co, then `huggingface-cli login` and
 # `huggingface-cli download meta-llama/Llama-2-7b-chat-hf` on a machine with access.
-# Time: hours (15 epochs of the 1,000 curated items per run, then 481 answers of up to 512 tokens per
-# system). Every step can be stopped: running the script again skips what is finished and resumes the
-# rest from its last checkpoint (training) or its cached predictions (evaluation).
+# Time: hours (15 epochs of the 1,000 curated items per run, then an answer of up to 512 tokens per eval
+# item and system; training.run prints the eval split's size when it starts). Every step can be stopped:
+# running the script again skips what is finished and resumes the rest from its last checkpoint (training)
+# or its cached predictions (evaluation).
 #
 # Environment: PYTHON (default .venv/bin/python), RUNS (default runs), MODES (graph modes to add after the
 # LoRA run; default "graph graph-text adapter"; "" for the study's table only), NVIDIA_SMI (default nvidia-smi).
@@ -77,7 +78,7 @@ train() {  # train RUN_DIR DONE_FILE ARGS...
 # Step 4. The study's run: 4-bit NF4 Llama-2-7B-chat, LoRA r=32 / alpha=64 on every projection and
 # lm_head, LIMA's hyperparameters (training/presets/study_llama2_7b.yaml), checkpoint chosen on the dev
 # split, then plain vs fine-tuned on the whole eval split. The preset sets no eval.sample, so EvalConfig's
-# default (sample None: all 481 items) holds; `--eval.sample none` is not passed because training.run drops
+# default (sample None: the whole eval split) holds; `--eval.sample none` is not passed because training.run drops
 # eval flags whose value is None (it would keep the preset's value, which here is already "all").
 train "$LORA_RUN" eval/metrics.json --preset "$PRESET" --model.name "$MODEL"
 

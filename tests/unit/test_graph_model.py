@@ -134,7 +134,18 @@ def test_every_gnn_and_pooling_trains_and_generates(tiny_model, tokenizer, kind,
 
     model = make(tiny_model, tokenizer, small_cfg(mode="graph", gnn=kind, pooling=pooling, lora=False))
     b = batch_inputs(tokenizer, ["What is a heap?", "Why normalise?"], [tiny_graph(), tiny_graph(3, 4)])
+    before = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
     _train_steps(model, b, 1)
+    moved = {n for n, p in model.named_parameters() if n in before and not torch.equal(before[n], p)}
+    # the GNN's input and message-passing weights and the projector to soft tokens learn; edge features only
+    # where the GNN reads them (not GCN), the question-aware pooling only when it is used
+    required = {n for n in before if n.endswith("weight") and n.startswith(("encoder.node_in", "encoder.convs.",
+                                                                           "projector.mlp."))}
+    if kind != "gcn":
+        required.add("encoder.edge_in.weight")
+    if pooling == "attention":
+        required |= {n for n in before if n.startswith("projector.question")}
+    assert len(required) >= 5 and required <= moved, sorted(required - moved)
     prompts = [tokenizer("Question one?")["input_ids"], tokenizer("A longer second question here?")["input_ids"]]
     gens = generate_answers(model, tokenizer, prompts, GenerationSettings(max_new_tokens=5, batch_size=2), [],
                             graphs=[tiny_graph(), None])

@@ -92,3 +92,19 @@ def test_meteor_matches_wordnet_synonyms(tmp_path, monkeypatch):
     assert abs(with_synonyms - 0.6389) < 1e-3  # "automobile" = "car" and "fast" = "quick" through WordNet
     monkeypatch.setattr(metrics, "_WORDNET", metrics._NoWordNet())
     assert metrics.meteor_item(row)["meteor"] < 0.3  # exact words and stems only: "the", "is"
+
+
+def test_metric_versions_name_the_installed_packages(monkeypatch):
+    from importlib import metadata
+
+    from evaluation import metrics
+
+    versions = metrics.metric_versions(["rouge", "bleu", "meteor", "degeneration"])
+    assert versions["rouge"] == f"rouge-score-{metadata.version('rouge-score')}/f1/stem"
+    assert versions["bleu"] == f"nltk-{metadata.version('nltk')}/method1/regex-tokens"
+    assert versions["meteor"].startswith(f"nltk-{metadata.version('nltk')}/meteor/")
+    assert versions["degeneration"] == "1"
+    # an upgrade shows: the version is read when asked, not written down when the module was
+    real = metadata.version
+    monkeypatch.setattr(metadata, "version", lambda pkg: "9.9.9" if pkg == "rouge-score" else real(pkg))
+    assert metrics.metric_versions(["rouge"])["rouge"] == "rouge-score-9.9.9/f1/stem"
