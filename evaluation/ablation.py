@@ -24,6 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
+from evaluation.numbers import interval, number
+from evaluation.predictions import read_predictions
+from evaluation.scoring import PAIRED_METRICS
+
 log = logging.getLogger(__name__)
 
 STDOUT_LOG = "ablate_stdout.log"
@@ -32,7 +36,6 @@ ERROR_FILE = "ablate_error.txt"
 # the first line of model.load.trainable_report, at the start of a line (the 7B estimate line also says
 # "trainable params:" but in the middle of a sentence)
 TRAINABLE_RE = re.compile(r"^trainable params: (\d+) \|\| all params: (\d+) \|\| trainable%: ([0-9.eE+-]+)", re.M)
-PAIRED_METRICS = ("rouge1", "rouge2", "rougeL", "bleu1", "bleu4", "meteor", "bertscore_f1")
 # (column, metrics.json group, key): the scores a summary row carries for its system
 SCORE_COLUMNS = (
     ("rouge1", "rouge", "rouge1"), ("rouge2", "rouge", "rouge2"), ("rougeL", "rouge", "rougeL"),
@@ -55,20 +58,6 @@ def read_json(path: Path) -> dict | None:
         return json.loads(path.read_text())
     except (OSError, json.JSONDecodeError):
         return None
-
-
-def read_predictions(path: Path, system: str) -> list[dict]:
-    rows = []
-    if not path.exists():
-        return rows
-    with open(path, encoding="utf-8") as fh:
-        for line in fh:
-            line = line.strip()
-            if line:
-                row = json.loads(line)
-                if row.get("system") == system:
-                    rows.append(row)
-    return rows
 
 
 def mean_interval(values: list[float], n_boot: int = 2000, seed: int = 0, alpha: float = 0.05) -> tuple[float, float]:
@@ -160,14 +149,6 @@ def build_summary(cells: list[dict], reference: str = "lora", meta: dict | None 
     return {"reference": reference, "paired_metrics": list(PAIRED_METRICS), "cells": rows, "notes": notes, **(meta or {})}
 
 
-def _f(v, digits: int = 4) -> str:
-    if v is None:
-        return "–"
-    if isinstance(v, float):
-        return f"{v:.{digits}f}" if abs(v) < 10 else f"{v:.0f}"
-    return str(v)
-
-
 def overrides_text(overrides: dict) -> str:
     def val(v):
         return "true" if v is True else "false" if v is False else "none" if v is None else str(v)
@@ -179,7 +160,7 @@ def diff_text(row: dict, metric: str) -> str:
     c = (row.get("vs_reference") or {}).get(metric)
     if not c:
         return "–"
-    return f"{c['diff']:+.4f} [{c['ci_low']:+.4f}, {c['ci_high']:+.4f}]"
+    return f"{number(c['diff'], sign=True)} {interval(c['ci_low'], c['ci_high'])}"
 
 
 MD_HEADER = ["cell", "mode", "overrides", "trainable params", "train s", "ROUGE-1", "ROUGE-2", "ROUGE-L", "BLEU",
@@ -200,8 +181,8 @@ def markdown(summary: dict) -> str:
     for r in summary["cells"]:
         status = "" if r["status"] in ("done", "trained", "resumed") else f" ({r['status']})"
         cells = [r["name"] + status, r["mode"] or "–", overrides_text(r["overrides"]).replace("|", "\\|"),
-                 f"{r['trainable_params']:,}" if r["trainable_params"] is not None else "–", _f(r["train_seconds"], 0)]
-        cells += [_f(r[c]) for c in ("rouge1", "rouge2", "rougeL", "bleu", "meteor", "bertscore_f1", "follow_up_rate", "hit_limit_rate")]
+                 f"{r['trainable_params']:,}" if r["trainable_params"] is not None else "–", number(r["train_seconds"], 0, 0)]
+        cells += [number(r[c]) for c in ("rouge1", "rouge2", "rougeL", "bleu", "meteor", "bertscore_f1", "follow_up_rate", "hit_limit_rate")]
         cells += [diff_text(r, "rougeL"), diff_text(r, "bertscore_f1")]
         lines.append("| " + " | ".join(cells) + " |")
     failed = [r for r in summary["cells"] if r["error"]]
@@ -297,7 +278,7 @@ def html(summary: dict) -> str:
     for r in summary["cells"]:
         status = "" if r["status"] in ("done", "trained", "resumed") else f" ({r['status']})"
         cells = [escape(r["name"] + status), fmt(r["mode"]), escape(overrides_text(r["overrides"])),
-                 f"{r['trainable_params']:,}" if r["trainable_params"] is not None else "–", escape(_f(r["train_seconds"], 0))]
+                 f"{r['trainable_params']:,}" if r["trainable_params"] is not None else "–", escape(number(r["train_seconds"], 0, 0))]
         cells += [fmt(r[c]) for c in ("rouge1", "rouge2", "rougeL", "bleu", "meteor", "bertscore_f1", "follow_up_rate", "hit_limit_rate")]
         cells += [escape(diff_text(r, "rougeL")), escape(diff_text(r, "bertscore_f1"))]
         body_rows.append(cells)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 from html import escape
 
+from evaluation.numbers import number
+
 PALETTE = ("#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#b279a2", "#eeca3b", "#9d755d")
 FONT = 'font-family="system-ui,sans-serif" font-size="11"'
 
@@ -32,7 +34,7 @@ def _text(x: float, y: float, s: str, anchor: str = "middle", extra: str = "") -
 
 
 def _fmt(v: float) -> str:
-    return f"{v:.3f}" if abs(v) < 10 else f"{v:.1f}"
+    return number(float(v), 3)
 
 
 def bar_chart(labels: list[str], values: list[float], title: str, width: int = 230, height: int = 170) -> str:

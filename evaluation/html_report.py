@@ -16,6 +16,8 @@ from html import escape
 from pathlib import Path
 
 from evaluation import html_plots as plots
+from evaluation.numbers import interval, number
+from evaluation.predictions import read_predictions
 from evaluation.report import DEGENERATION_COLUMNS, STUDY_COLUMNS
 
 log = logging.getLogger(__name__)
@@ -41,16 +43,8 @@ apply();})();"""
 
 
 def fmt(v) -> str:
-    """A cell: numbers to 4 decimals (1 above 10), booleans as yes/no, anything else escaped text."""
-    if v is None:
-        return "–"
-    if isinstance(v, bool):
-        return "yes" if v else "no"
-    if isinstance(v, int):
-        return str(v)
-    if isinstance(v, float):
-        return f"{v:.4f}" if abs(v) < 10 else f"{v:.1f}"
-    return escape(str(v))
+    """A table cell as HTML: evaluation.numbers.number, escaped."""
+    return escape(number(v))
 
 
 def table(header: list[str], rows: list[list[str]], titles: list[str] | None = None) -> str:
@@ -59,20 +53,6 @@ def table(header: list[str], rows: list[list[str]], titles: list[str] | None = N
                  for h, t in zip(header, titles or [""] * len(header)))
     trs = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows)
     return f"<table><tr>{th}</tr>{trs}</table>"
-
-
-def read_predictions(path: Path) -> list[dict]:
-    rows = []
-    if not path.exists():
-        log.warning("%s does not exist; the report has no per-item sections", path)
-        return rows
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if line.strip():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                log.warning("%s:%d: unreadable prediction row skipped", path, lineno)
-    return rows
 
 
 def system_order(summary: dict, rows: list[dict]) -> list[str]:
@@ -215,8 +195,8 @@ def section_intervals(summary: dict, systems: list[str], baseline: str | None) -
                for name, per in comps.items() if m in per]
         charts.append('<div class="pair">' + plots.bar_chart(order, [means[s] for s in order], f"{m}: mean per system")
                       + plots.interval_chart(ivs, f"{m}: difference (vs {baseline} unless named), 95% CI") + "</div>")
-        rows += [[escape(name), escape(m), fmt(c["mean_a"]), fmt(c["mean_b"]), f'{c["diff"]:+.4f}',
-                  f'[{c["ci_low"]:+.4f}, {c["ci_high"]:+.4f}]', fmt(c["p_value"]), fmt(c.get("n"))]
+        rows += [[escape(name), escape(m), fmt(c["mean_a"]), fmt(c["mean_b"]), number(c["diff"], sign=True),
+                  interval(c["ci_low"], c["ci_high"]), fmt(c["p_value"]), fmt(c.get("n"))]
                  for name, per in comps.items() for mm, c in per.items() if mm == m]
     return ('<section id="intervals"><h2>Differences from the baseline</h2><p class="muted">Paired over the same items: '
             "percentile bootstrap 95% interval of the mean difference, two-sided sign-flip p.</p>"

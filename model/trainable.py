@@ -19,10 +19,9 @@ import torch.nn.functional as F
 from torch import nn
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
+from model.weight_files import ADAPTER_FILES, ADAPTER_WEIGHTS
+
 log = logging.getLogger(__name__)
-ADAPTER_CONFIG = "adapter_config.json"
-ADAPTER_WEIGHTS = "adapter_model.safetensors"
-ADAPTER_FILES = (ADAPTER_CONFIG, ADAPTER_WEIGHTS)
 
 
 def _causal_lm(lm):

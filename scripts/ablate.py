@@ -56,15 +56,20 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from evaluation.ablation import ERROR_FILE, STDERR_LOG, STDOUT_LOG  # noqa: E402
+from model.modes import MODES, PLAIN  # noqa: E402
+from model.rundir import ADAPTER_DIR, CONFIG, EVAL_DIR, METRICS, has_checkpoints  # noqa: E402
 
 log = logging.getLogger("ablate")
 
 CELL_FILE = "ablate_cell.json"
-MODE_FLAGS = {"lora": [], "graph": ["--graph-prompt"], "graph-text": ["--graph-text-only"], "adapter": ["--adapter"],
-              "prompt-tuning": ["--prompt-tuning"]}
-SYSTEM_OF = {"plain": "plain", "lora": "finetuned", "graph": "graph", "graph-text": "graph-text", "adapter": "adapter",
-             "prompt-tuning": "prompt-tuning"}
-GRAPH_MODES = ("graph", "graph-text", "adapter")
+# from the mode table (model.modes): a cell's mode is a mode name, or "plain" (the untrained base model)
+MODE_FLAGS = {m.name: [m.flag] if m.flag else [] for m in MODES.values()}
+SYSTEM_OF = {PLAIN: PLAIN} | {m.name: m.system for m in MODES.values()}
+ALL_MODES = tuple(MODES)
+GRAPH_MODES = tuple(m.name for m in MODES.values() if m.reads_graph)
+GNN_MODES = tuple(m.name for m in MODES.values() if m.gnn is not None)
+SOFT_TOKEN_MODES = tuple(m.name for m in MODES.values() if m.soft_tokens)
+LORA_MODES = tuple(m.name for m in MODES.values() if m.lora is not None)
 # eval fields that name where things are, not how answers are made: never set per grid
 EVAL_PLACE_FIELDS = ("run_dir", "runs", "systems", "out_dir")
 ERROR_TAIL_CHARS = 6000
@@ -98,7 +103,6 @@ def _values(key: str, values, token) -> tuple[Setting, ...]:
     return tuple(Setting(token(v), None, ((key, v),)) for v in values)
 
 
-ALL_MODES = ("lora", "graph", "graph-text", "adapter", "prompt-tuning")
 AXES: dict[str, Axis] = {a.name: a for a in (
     Axis("prompt", "graph prompt none / text / soft / both",
          (Setting("lora", "lora"), Setting("graph-text", "graph-text"),
@@ -107,14 +111,14 @@ AXES: dict[str, Axis] = {a.name: a for a in (
     Axis("pcst", "PCST pruning on / off (--kg.pcst)",
          _values("kg.pcst", (True, False), lambda v: "pcst-on" if v else "pcst-off"), GRAPH_MODES),
     Axis("gnn", "GNN type --graph.gnn gat / transformer / gcn",
-         _values("graph.gnn", ("gat", "transformer", "gcn"), lambda v: f"gnn-{v}"), ("graph", "adapter")),
+         _values("graph.gnn", ("gat", "transformer", "gcn"), lambda v: f"gnn-{v}"), GNN_MODES),
     Axis("pooling", "soft-token pooling --graph.pooling attention / mean",
-         _values("graph.pooling", ("attention", "mean"), lambda v: f"pooling-{v}"), ("graph",)),
+         _values("graph.pooling", ("attention", "mean"), lambda v: f"pooling-{v}"), SOFT_TOKEN_MODES),
     Axis("adapter", "graph-conditioned adapter vs LoRA (--adapter)", (Setting("lora", "lora"), Setting("adapter", "adapter")),
          ALL_MODES),
     Axis("lora_r", "LoRA rank --model.lora_r 8/16/32/64, lora_alpha = 2r",
          tuple(Setting(f"lora-r{r}", None, (("model.lora_r", r), ("model.lora_alpha", 2 * r))) for r in (8, 16, 32, 64)),
-         ("lora", "graph", "graph-text"), base="lora"),
+         LORA_MODES, base="lora"),
     Axis("prompt_tuning", "peft prompt tuning (--prompt-tuning)", (Setting("prompt-tuning", "prompt-tuning"),), ALL_MODES),
 )}
 GRIDS = {
@@ -129,7 +133,7 @@ GRIDS = {
 @dataclass
 class Cell:
     name: str
-    mode: str  # plain | lora | graph | graph-text | adapter | prompt-tuning
+    mode: str  # plain, or a mode of model.modes
     overrides: dict = field(default_factory=dict)  # the cell's own settings, "section.field" -> value
     flags: list[str] = field(default_factory=list)  # everything after `-m training.run` but --run_dir / --resume
     dir: Path | None = None
@@ -189,12 +193,6 @@ def parse_sets(pairs: list[str]) -> dict:
             tokens += [f"--{key}", *(raw.split(",") if kinds[key].nargs == "+" else [raw])]
     if problems:
         raise GridError("\n  - ".join(["invalid --set:"] + problems))
-    # training.run drops eval flags whose value is None (they fall back to the preset), while evaluation.run (the
-    # plain cell) honours them: the cells would answer different items
-    nones = [k for k in keys if k.startswith("eval.") and tokens[tokens.index(f"--{k}") + 1].lower() in ("none", "null")]
-    if nones:
-        raise GridError(f"--set {nones[0]}=none does not reach training.run's evaluation (it keeps the preset's value); "
-                        "give a number instead (an eval.sample at least the eval split's size means every item)")
     try:
         args = parser.parse_args(tokens)
     except SystemExit:
@@ -208,9 +206,14 @@ def resolve_settings(preset: str, flags: list[str]) -> dict:
 
     args = build_parser().parse_args(["--preset", preset, *flags])
     cfgs = build_configs(args)
-    out = {f"{sec}.{k}": v for sec, cfg in cfgs.items() if sec != "eval" for k, v in asdict(cfg).items()}
-    out.update({f"eval.{k}": v for k, v in cfgs["eval"].items()})
-    return out
+
+    def flat(prefix: str, d: dict) -> dict:
+        out = {}
+        for k, v in d.items():
+            out.update(flat(f"{prefix}.{k}", v) if isinstance(v, dict) and k == "judge" else {f"{prefix}.{k}": v})
+        return out
+
+    return {k: v for sec, cfg in cfgs.items() for k, v in flat(sec, asdict(cfg)).items()}
 
 
 def preset_data(preset: str) -> dict:
@@ -229,7 +232,10 @@ def common_overrides(preset: str, sets: dict) -> dict:
 
 def eval_settings(preset: str, sets: dict) -> dict:
     """The evaluation settings shared by every cell (preset eval section, then --set eval.*)."""
-    section = dict(preset_data(preset).get("eval") or {})
+    from evaluation.config import upgrade_eval_section
+
+    section = upgrade_eval_section(preset_data(preset).get("eval") or {})
+    section |= {f"judge.{k}": v for k, v in (section.pop("judge", None) or {}).items()}  # evaluation.run's flags
     section.update({k.split(".", 1)[1]: v for k, v in sets.items() if k.startswith("eval.")})
     return {k: v for k, v in section.items() if k not in EVAL_PLACE_FIELDS}
 
@@ -335,12 +341,11 @@ def build_grid(grid: str, axes: list[str] | None, cross: bool, sets: list[str], 
 # ---- running -------------------------------------------------------------------------------------------
 
 def has_metrics(cell: Cell) -> bool:
-    return (cell.dir / "eval" / "metrics.json").exists()
+    return (cell.dir / EVAL_DIR / METRICS).exists()
 
 
 def has_training_state(cell: Cell) -> bool:
-    ckpts = cell.dir / "checkpoints"
-    return (ckpts.is_dir() and any(ckpts.glob("checkpoint-*"))) or (cell.dir / "adapter" / "adapter_config.json").exists()
+    return has_checkpoints(cell.dir) or (cell.dir / ADAPTER_DIR).is_dir()
 
 
 def recorded_flags(cell: Cell) -> list[str] | None:
@@ -375,7 +380,7 @@ def plan(cell: Cell) -> str:
 def plain_source(grid: Grid) -> Path | None:
     """A finished training cell whose saved config gives the plain cell its model, data and prompt style."""
     for c in grid.cells:
-        if c.mode != "plain" and has_metrics(c) and (c.dir / "config.json").exists():
+        if c.mode != PLAIN and has_metrics(c) and (c.dir / CONFIG).exists():
             return c.dir
     return None
 

@@ -55,10 +55,10 @@ def main() -> int:
     from data.prepare import prepare
     from data.config import DataConfig
     from kg.config import KGConfig
-    from kg.schema import RELATIONS
     from model.config import ModelConfig
     from model.graph_config import GraphPromptConfig
-    from model.graph_model import GraphLLM, collate_graphs
+    from model.graph_config import NUM_RELATIONS
+    from model.graph_model import GraphLLM
     from model.load import attach_lora, load_model
     from prompting.graph_prompt import GraphContext
     from prompting.templates import build_prompt, encode_example, encode_prompt
@@ -86,7 +86,7 @@ def main() -> int:
     base, tok = load_model(model_cfg)
     lora_model = attach_lora(base, model_cfg)
     torch.manual_seed(0)
-    graph_model = GraphLLM(lora_model, gcfg, ctx.node_dim, len(RELATIONS), tok.bos_token_id)
+    graph_model = GraphLLM(lora_model, gcfg, ctx.node_dim, NUM_RELATIONS, tok.bos_token_id)
     n = args.new_tokens
     gen_kw = dict(max_new_tokens=n, min_new_tokens=n, do_sample=False, pad_token_id=tok.pad_token_id, temperature=None, top_p=None, top_k=None)
 

@@ -81,6 +81,8 @@ class TrainConfig:
             problems.append(f"select_on must be one of {SELECTIONS}, got {self.select_on!r}")
         if self.train_limit is not None and self.train_limit < 1:
             problems.append(f"train_limit must be positive or None, got {self.train_limit}")
+        if self.num_threads is not None and self.num_threads < 1:
+            problems.append(f"num_threads must be at least 1 (or None: torch's choice), got {self.num_threads}")
         if self.resume and not self.run_dir:
             problems.append("--resume needs --train.run_dir naming the run to continue")
         if problems:

@@ -8,33 +8,17 @@ import logging
 import os
 import shutil
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
 from data.schema import QAItem
-from model.trainable import ADAPTER_FILES
+from model.weight_files import ADAPTER_FILES, CHOSEN_CHECKPOINT
 from prompting.templates import encode_example
 from training.config import TrainConfig
+from training.graph_inputs import GraphInputs
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class GraphInputs:
-    """What a graph-family run adds to plain SFT: per-item textual evidence and PyG graphs, the files a
-    checkpoint must hold, and the learning rates of parameter groups that are not LoRA's."""
-
-    contexts: dict[str, str | None] = field(default_factory=dict)  # item id -> evidence text (None: plain prompt)
-    graphs: dict[str, object] = field(default_factory=dict)  # item id -> PyG Data or None (GraphLLM only)
-    node_dim: int = 384
-    files: tuple[str, ...] = ADAPTER_FILES
-    lr_groups: list[tuple[list, float]] = field(default_factory=list)  # (parameters, learning rate)
-
-    @property
-    def uses_graphs(self) -> bool:
-        return bool(self.graphs)
 
 
 def tokenize_items(items: list[QAItem], tokenizer, style: str, max_length: int, contexts: dict | None = None):
@@ -60,7 +44,9 @@ class PadCollator:
     """Right-pads a batch to its longest example; padding is masked from attention and loss. With
     `graphs` (item id -> PyG Data or None), the batch also carries the items' graphs as tensors."""
 
-    def __init__(self, pad_id: int, graphs: dict | None = None, node_dim: int = 384):
+    def __init__(self, pad_id: int, graphs: dict | None = None, node_dim: int | None = None):
+        if graphs and node_dim is None:
+            raise ValueError("PadCollator: graphs need their node feature width (node_dim)")
         self.pad_id = pad_id
         self.graphs = graphs
         self.node_dim = node_dim
@@ -155,7 +141,7 @@ def _callbacks(cfg: TrainConfig, run_dir: Path, dev_items: list[QAItem], tokeniz
 
 @torch.no_grad()
 def dev_loss(model, dev_dataset, tokenizer, graph: GraphInputs | None = None, batch_size: int = 8) -> float:
-    collate = PadCollator(tokenizer.pad_token_id, graph.graphs if graph else None, graph.node_dim if graph else 384)
+    collate = PadCollator(tokenizer.pad_token_id, graph.graphs if graph else None, graph.node_dim if graph else None)
     was_training = model.training
     model.eval()
     total, count = 0.0, 0
@@ -291,7 +277,8 @@ def train_sft(model, tokenizer, train_items: list[QAItem], dev_items: list[QAIte
         model=model,
         args=args,
         train_dataset=train_ds if keep_id else train_ds.remove_columns(["id"]),
-        data_collator=PadCollator(tokenizer.pad_token_id, graph.graphs if uses_graphs else None, graph.node_dim if graph else 384),
+        data_collator=PadCollator(tokenizer.pad_token_id, graph.graphs if uses_graphs else None,
+                                  graph.node_dim if graph else None),
         callbacks=_callbacks(cfg, run_dir, dev_items[: cfg.dev_limit], tokenizer, dev_ds if keep_id else dev_ds.remove_columns(["id"]), graph,
                              dev_settings)
         + list(extra_callbacks),
@@ -327,20 +314,24 @@ def select_checkpoint(run_dir: Path, cfg: TrainConfig, files: tuple[str, ...] = 
     if not ckpts:
         raise RuntimeError(f"training finished without a complete checkpoint in {run_dir / 'checkpoints'}")
     chosen = ckpts[-1]
-    scores_path = run_dir / "dev_scores.json"
-    if cfg.select_on != "last" and scores_path.exists():
-        scores = json.loads(scores_path.read_text())
+    if cfg.select_on != "last":
+        scores_path = run_dir / "dev_scores.json"
+        scores = json.loads(scores_path.read_text()) if scores_path.exists() else {}
         by_step = {int(p.name.split("-")[-1]): p for p in ckpts}
         scored = [(v, int(k)) for k, v in scores.items() if int(k) in by_step]
         if scored:
             chosen = by_step[max(scored)[1]]
+        else:
+            log.warning("dev selection (%s) fell back to the last checkpoint, %s: %s scores none of the complete "
+                        "checkpoints (no dev items, or checkpoints saved without a score)", cfg.select_on, chosen.name,
+                        scores_path)
     out = run_dir / "adapter"
     tmp = run_dir / "adapter.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     for f in files:
         shutil.copy2(chosen / f, tmp / f)
-    (tmp / "studyllama_checkpoint.txt").write_text(chosen.name + "\n")
+    (tmp / CHOSEN_CHECKPOINT).write_text(chosen.name + "\n")
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)
     log.info("chosen checkpoint: %s", chosen.name)

@@ -45,11 +45,11 @@ def served_count(url):
 
 
 def test_geval_through_the_openai_client_against_our_server(served, tmp_path):
-    from evaluation.judge import JudgeConfig, OpenAIJudge, judge_rows, open_cache, score_name
+    from evaluation.geval import JudgeConfig, OpenAIJudge, judge_rows, open_cache, score_name
 
     proc, url = served
     prompts = ["study_v2", "reference"]
-    cfg = JudgeConfig(model="bundled", base_url=url, concurrency=2, max_attempts=2, backoff_base=0.1, timeout=300)
+    cfg = JudgeConfig(kind="openai", model="bundled", base_url=url, concurrency=2, max_attempts=2, backoff_base=0.1, timeout=300)
     cache_dir = tmp_path / "cache"
     first_failed = {}
     for method in ("probability", "sampling"):

@@ -45,6 +45,24 @@ def test_adapter_loads_with_peft_on_the_4bit_model(tiny_run):
     assert out.shape[1] > ids["input_ids"].shape[1]
 
 
+def test_a_failed_command_leaves_the_finished_run_as_it_was(tiny_run):
+    """Issue 12: a command that fails (a typo in the model name) on a finished run changes none of its files, and
+    the run still evaluates afterwards."""
+    import hashlib
+
+    run_dir, _ = tiny_run
+
+    def snapshot():
+        return {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(run_dir.rglob("*")) if p.is_file()}
+
+    before = snapshot()
+    proc = run_cli("training.run", "--run_dir", str(run_dir), "--model.name", "nobody/typo-model", check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr and "holds a finished run" in proc.stderr
+    assert snapshot() == before
+    out = run_cli("evaluation.run", "--run_dir", str(run_dir), "--sample", "3", "--max_new_tokens", "24", "--batch_size", "3")
+    assert "finetuned: 3 cached, 0 to generate" in out.stderr
+
+
 def test_evaluation_resumes_without_regenerating(tiny_run):
     run_dir, _ = tiny_run
     before = (run_dir / "eval" / "predictions" / "finetuned.jsonl").read_text()

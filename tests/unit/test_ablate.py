@@ -106,8 +106,11 @@ def test_bad_options_are_named_before_anything_runs(ablate, tmp_path):
     with pytest.raises(ablate.GridError) as err:
         ablate.build_grid("future-work", None, False, ["kg.hopz=3", "train.run_dir=x", "nonsense"], "cpu", str(tmp_path))
     assert "kg.hopz" in str(err.value) and "train.run_dir" in str(err.value) and "nonsense" in str(err.value)
-    with pytest.raises(ablate.GridError, match="eval.sample=none"):
-        ablate.build_grid("future-work", None, False, ["eval.sample=none"], "cpu", str(tmp_path))
+    # every item (eval.sample none) reaches the training cells' evaluation and the plain cell's alike
+    whole = ablate.build_grid("prompt", None, False, ["eval.sample=none"], "cpu", str(tmp_path), cells=["lora", "plain"])
+    lora, plain = whole.cells
+    assert ablate.resolve_settings("cpu", lora.flags[2:])["eval.sample"] is None
+    assert plain.flags[plain.flags.index("--sample") + 1] == "none"
     with pytest.raises(ablate.GridError, match="graph-soft"):  # soft tokens 0 + no text evidence uses no graph
         ablate.build_grid("prompt", None, False, ["graph.soft_tokens=0"], "cpu", str(tmp_path))
     with pytest.raises(ablate.GridError, match="not in the grid"):

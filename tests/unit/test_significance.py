@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from evaluation.run import compare_systems, comparison_table
+from evaluation.report import comparison_table
+from evaluation.scoring import compare_systems
 from evaluation.significance import paired_bootstrap
 
 
@@ -40,7 +41,7 @@ def test_systems_are_compared_with_the_first():
 
 
 def test_graph_systems_are_also_compared_with_the_finetuned_model():
-    from evaluation.run import compare_systems
+    from evaluation.scoring import compare_systems
 
     def rows(system, words):
         return [{"id": f"q{i}", "system": system, "domain": "ai", "reference": "the cat sat on the mat today",

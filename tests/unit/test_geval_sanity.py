@@ -1,14 +1,15 @@
-"""Judge sanity statistics and verdicts on fixed numbers; G-Eval in an evaluation (evaluation.judging) with
+"""Judge sanity statistics and verdicts on fixed numbers; G-Eval in an evaluation (evaluation.geval.runner) with
 scripted judges (an oracle, a judge that cannot tell, one whose endpoint is down) and the report it feeds."""
 import json
+from dataclasses import asdict
 
 import pytest
 
 from data.schema import QAItem
 from evaluation.config import EvalConfig
-from evaluation.geval import judgement_from_logprobs
-from evaluation.judge import JudgeError
-from evaluation.judge_sanity import (
+from evaluation.geval.judges import JudgeConfig, JudgeError
+from evaluation.geval.prompts import judgement_from_logprobs
+from evaluation.geval.sanity import (
     MIN_SEPARATION,
     planted_rows,
     separation_stats,
@@ -94,25 +95,39 @@ def test_spearman_and_its_undefined_cases():
     assert spearman([3, 3, 3], [1, 2, 3])["why_none"] == "constant scores"
 
 
-def test_eval_config_names_judge_conflicts_at_once():
+def test_judge_config_names_its_conflicts_at_once_and_nests_in_eval_config():
     with pytest.raises(ValueError) as err:
-        EvalConfig(systems=["plain"], judge="gpt", judge_sanity=1, judge_prompts=["study_v3"], judge_methods=["vibes"])
+        JudgeConfig(kind="gpt", sanity=1, prompts=["study_v3"], methods=["vibes"], concurrency=0)
     msg = str(err.value)
-    for part in ("judge must be one of", "judge_sanity", "judge_prompts", "judge_methods"):
+    for part in ("kind must be one of", "sanity", "prompts", "methods", "concurrency"):
         assert part in msg
-    with pytest.raises(ValueError, match="judge_base_url is for --judge openai"):
-        EvalConfig(systems=["plain"], judge="local", judge_base_url="http://x/v1")
-    with pytest.raises(ValueError, match="judge_quantization is for --judge local"):
-        EvalConfig(systems=["plain"], judge="openai", judge_quantization="none")
-    with pytest.raises(ValueError, match="given without judge"):
-        EvalConfig(systems=["plain"], judge_model="bundled")
-    with pytest.raises(ValueError, match="judge_\\* endpoint settings: concurrency"):
-        EvalConfig(systems=["plain"], judge="openai", judge_concurrency=0)
-    cfg = EvalConfig(systems=["plain"], judge="openai", judge_prompts=["study_v1,reference"], judge_model="m")
-    assert cfg.judge_prompts == ["study_v1", "reference"]
-    jc = cfg.judge_config()
-    assert jc.prompts == ["study_v1", "reference"] and jc.api_key is None and jc.model == "m"
-    assert "api_key" not in json.dumps(vars(cfg))  # EvalConfig goes to metrics.json: it has no key field at all
+    with pytest.raises(ValueError, match="base_url is for --judge.kind openai"):
+        JudgeConfig(kind="local", base_url="http://x/v1")
+    with pytest.raises(ValueError, match="quantization is for --judge.kind local"):
+        JudgeConfig(kind="openai", quantization="none")
+    with pytest.raises(ValueError, match="given without a judge"):
+        JudgeConfig(model="bundled")
+    cfg = EvalConfig(systems=["plain"], judge={"kind": "openai", "prompts": ["study_v1,reference"], "model": "m"})
+    assert cfg.judge.prompts == ["study_v1", "reference"] and cfg.judge.model == "m"
+    assert "api_key" not in json.dumps(asdict(cfg))  # EvalConfig goes to metrics.json: it has no key field at all
+
+
+def test_judge_flags_nest_under_eval_and_old_flat_settings_still_read():
+    import argparse
+
+    from data.cli import add_dataclass_args, dataclass_from_args
+    from evaluation.config import upgrade_eval_section
+
+    p = argparse.ArgumentParser()
+    add_dataclass_args(p, EvalConfig, "eval")
+    args = p.parse_args(["--eval.judge.kind", "local", "--eval.judge.methods", "probability", "sampling",
+                         "--eval.systems", "plain"])
+    cfg = dataclass_from_args(EvalConfig, args, "eval", {"judge": {"sanity": 6}})
+    assert (cfg.judge.kind, cfg.judge.methods, cfg.judge.sanity) == ("local", ["probability", "sampling"], 6)
+    old = {"systems": ["plain"], "judge": "openai", "judge_model": "m", "judge_sanity": 0, "sample": 3}
+    assert upgrade_eval_section(old) == {"systems": ["plain"], "sample": 3,
+                                         "judge": {"kind": "openai", "model": "m", "sanity": 0}}
+    assert EvalConfig(**upgrade_eval_section(old)).judge.model == "m"
 
 
 # -- G-Eval in an evaluation, with scripted judges ------------------------------------------------------------
@@ -178,12 +193,11 @@ def no_bertscore(monkeypatch):
 
 
 def run(judge, tmp_path, sanity=6, **kw):
-    from evaluation.judging import run_geval
+    from evaluation.geval.runner import run_geval
 
-    cfg = EvalConfig(systems=["plain", "finetuned"], run_dir="unused", judge="local", judge_prompts=["study_v2", "reference"],
-                     judge_sanity=sanity, judge_cache_dir=str(tmp_path / "cache"), **kw)
+    jc = JudgeConfig(kind="local", prompts=["study_v2", "reference"], sanity=sanity, cache_dir=str(tmp_path / "cache"), **kw)
     rows = system_rows()
-    geval = run_geval(cfg, judge, {"kind": "scripted"}, rows, ITEMS, tmp_path, progress=False)
+    geval = run_geval(jc, judge, {"kind": "scripted"}, rows, ITEMS, tmp_path, progress=False)
     return geval, rows
 
 

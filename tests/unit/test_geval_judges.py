@@ -10,18 +10,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from evaluation.geval import LocalJudge, probability_weighted, render
-from evaluation.judge import (
-    JudgeCache,
-    JudgeConfig,
-    JudgeError,
-    OpenAIJudge,
-    backoff_delay,
-    cache_key,
-    judge_rows,
-    open_cache,
-    score_name,
-)
+from evaluation.geval.cache import JudgeCache, cache_key, open_cache
+from evaluation.geval.judges import JudgeConfig, JudgeError, LocalJudge, OpenAIJudge, backoff_delay
+from evaluation.geval.prompts import probability_weighted, render
+from evaluation.geval.runner import judge_rows, score_name
 
 # The fixed log-probability fixture: what the endpoint returns for the score token, and the hand sum.
 # p over score tokens: 4 -> .6, 5 -> .2, 3 -> .1, 2 -> .03 (total .93); "The" is not a score.
@@ -128,8 +120,8 @@ def endpoint():
 
 
 def make_judge(url, sleeps=None, **kw):
-    cfg = JudgeConfig(model="flaky-judge", base_url=url, api_key="k", backoff_base=0.01, backoff_max=10.0, **kw)
-    return OpenAIJudge(cfg, sleep=(sleeps.append if sleeps is not None else (lambda s: None)), seed=0)
+    cfg = JudgeConfig(kind="openai", model="flaky-judge", base_url=url, backoff_base=0.01, backoff_max=10.0, **kw)
+    return OpenAIJudge(cfg, sleep=(sleeps.append if sleeps is not None else (lambda s: None)), seed=0, api_key="k")
 
 
 def rows(n=4, marker=None):
@@ -291,8 +283,9 @@ def test_config_from_env_validation_and_no_key_in_results(monkeypatch):
     judge = OpenAIJudge(JudgeConfig())
     assert judge.cache_identity() == {"model": "env-judge", "base_url": "http://127.0.0.1:9/v1"}
     assert judge.client.max_retries == 0 and judge.client.api_key == "sk-secret"
-    cfg = JudgeConfig(api_key="sk-secret")
-    assert "sk-secret" not in repr(cfg) and "sk-secret" not in json.dumps(cfg.public_dict())
+    assert "api_key" not in JudgeConfig.__dataclass_fields__  # the key is never a setting, so never a result
+    given = OpenAIJudge(JudgeConfig(kind="openai", model="m"), api_key="sk-given")
+    assert given.client.api_key == "sk-given" and "sk-given" not in json.dumps(given.config.public_dict())
     monkeypatch.delenv("STUDYLLAMA_JUDGE_MODEL")
     with pytest.raises(ValueError, match="STUDYLLAMA_JUDGE_MODEL"):
         OpenAIJudge(JudgeConfig())

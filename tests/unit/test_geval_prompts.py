@@ -2,7 +2,8 @@ import math
 
 import pytest
 
-from evaluation.geval import PROMPTS, LocalJudge, parse_score, probability_weighted, render, sampled_mean
+from evaluation.geval.judges import LocalJudge
+from evaluation.geval.prompts import PROMPTS, parse_score, probability_weighted, render, sampled_mean
 
 
 def test_study_prompts_are_the_studys():
