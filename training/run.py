@@ -83,7 +83,8 @@ def base_sections(args: argparse.Namespace, run_dir: str | None) -> tuple[dict, 
     base = load_preset(path)
     unknown = sorted(set(base) - set(SECTIONS) - {"mode_overrides"})
     if unknown:
-        raise ValueError(f"preset {path}: unknown section(s) {unknown}; sections: {', '.join(SECTIONS)}, mode_overrides")
+        raise ValueError(f"preset {path}: unknown section(s) {unknown}; sections: {', '.join(SECTIONS)}, "
+                         "mode_overrides")
     return copy.deepcopy(base), f"preset {path}"
 
 
@@ -92,8 +93,8 @@ def build_configs(args: argparse.Namespace) -> dict:
     The eval section's run_dir is the training run's, and its systems default to plain, the LoRA baseline's and
     the mode's."""
     from data.cli import dataclass_from_args
-    from evaluation.config import upgrade_eval_section
-    from model.modes import BASELINE, MODES, PLAIN, get
+    from evaluation.config import EvalConfig, upgrade_eval_section
+    from model.modes import BASELINE, PLAIN, get
 
     run_dir = args.run_dir or getattr(args, "train.run_dir", None)
     base, source = base_sections(args, run_dir)
@@ -105,19 +106,25 @@ def build_configs(args: argparse.Namespace) -> dict:
     overrides = (base.pop("mode_overrides", None) or {}).get(mode) or {}
     for section, values in overrides.items():
         base.setdefault(section, {}).update(values)  # a preset's settings for one mode (keeps a CPU run short)
-    eval_section = upgrade_eval_section(base.get("eval") or {})
-    if mode in MODES:
-        with_baseline = mode == BASELINE or base.get("graph", {}).get("train_baseline", True) is not False
-        systems = [PLAIN] + ([get(BASELINE).system] if with_baseline else []) + [get(mode).system]
-        eval_section.setdefault("systems", list(dict.fromkeys(systems)))
-    eval_section["run_dir"] = run_dir
-    base["eval"] = eval_section
     cfgs, problems = {}, []
     for name, cls in config_sections():
+        if name == "eval":
+            continue
         try:
             cfgs[name] = dataclass_from_args(cls, args, name, base.get(name), where=name)
         except ValueError as exc:
             problems.append(str(exc))
+    eval_section = upgrade_eval_section(base.get("eval") or {})
+    gcfg = cfgs.get("graph")
+    if gcfg is not None:  # the mode's own settings decide the systems (e.g. --graph.train_baseline false)
+        with_baseline = gcfg.mode == BASELINE or gcfg.train_baseline
+        systems = [PLAIN] + ([get(BASELINE).system] if with_baseline else []) + [gcfg.system]
+        eval_section.setdefault("systems", list(dict.fromkeys(systems)))
+    eval_section["run_dir"] = run_dir
+    try:
+        cfgs["eval"] = dataclass_from_args(EvalConfig, args, "eval", eval_section, where="eval")
+    except ValueError as exc:
+        problems.append(str(exc))
     if problems:
         raise ValueError(f"invalid configuration ({source} and flags):\n" + "\n".join(problems))
     return cfgs
@@ -146,7 +153,8 @@ def check_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        datefmt="%H:%M:%S")
     for noisy in ("httpx", "datasets", "filelock"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     from data.cli import quiet_third_party
@@ -218,8 +226,8 @@ def run(args: argparse.Namespace) -> int:
             base_train = replace(train_cfg, run_dir=str(base_dir), resume=train_cfg.resume and base_dir.exists())
             base_cfgs = dict(cfgs) | {"train": base_train, "graph": GraphPromptConfig(mode=BASELINE)}
             base_dir.mkdir(parents=True, exist_ok=True)
-            (base_dir / CONFIG).write_text(json.dumps(
-                {n: asdict(c) for n, c in base_cfgs.items()} | {"store": config["store"]}, indent=2, sort_keys=True) + "\n")
+            base_config = {n: asdict(c) for n, c in base_cfgs.items()} | {"store": config["store"]}
+            (base_dir / CONFIG).write_text(json.dumps(base_config, indent=2, sort_keys=True) + "\n")
             train_one(base_cfgs, train_items, prepared.splits.dev, base_dir, dev_settings)
 
     train_one(cfgs, train_items, prepared.splits.dev, run_dir, dev_settings)
@@ -262,7 +270,8 @@ def train_one(cfgs: dict, train_items, dev_items, run_dir: Path, dev_settings=No
     if gcfg.uses_gnn:
         print(llama2_7b_report(gcfg, model_cfg))
     if ctx is not None:
-        graph, info = graph_inputs(ctx, list(train_items) + list(dev_items[: train_cfg.dev_limit]), gcfg, files, lr_groups)
+        graph, info = graph_inputs(ctx, list(train_items) + list(dev_items[: train_cfg.dev_limit]), gcfg, files,
+                                   lr_groups)
         print(f"graph inputs: {info['items']} questions, {info['fallback_plain_prompt']} without a subgraph (plain "
               f"prompt), {info['mean_nodes']} nodes and {info['mean_evidence_lines']} evidence lines on average")
     else:

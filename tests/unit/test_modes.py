@@ -59,6 +59,8 @@ def test_a_registered_mode_reaches_every_entry_point(toy, tmp_path):
     cfgs = build_configs(parser.parse_args(["--toy", "--run_dir", str(tmp_path / "r")]))
     assert cfgs["graph"].mode == "toy" and cfgs["graph"].system == "toy-system"
     assert cfgs["eval"].systems == [PLAIN, "finetuned", "toy-system"]  # the LoRA baseline comes with it
+    alone = build_configs(parser.parse_args(["--toy", "--graph.train_baseline", "false", "--run_dir", "r"]))
+    assert alone["eval"].systems == [PLAIN, "toy-system"]
     assert not cfgs["graph"].uses_graph and not cfgs["graph"].uses_lora
     EvalConfig(systems=["plain", "toy-system"], run_dir="r")
     with pytest.raises(ValueError, match="mode must be one of"):
