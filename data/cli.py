@@ -66,7 +66,8 @@ def _nested(tp: Any) -> bool:
     return isinstance(tp, type) and dataclasses.is_dataclass(tp)
 
 
-def add_dataclass_args(parser: argparse.ArgumentParser, cls: type, prefix: str = "", exclude: tuple[str, ...] = ()) -> None:
+def add_dataclass_args(parser: argparse.ArgumentParser, cls: type, prefix: str = "",
+                       exclude: tuple[str, ...] = ()) -> None:
     """One flag per field of `cls`; a field that is itself a dataclass becomes a group of flags named
     `--<prefix>.<field>.<name>` (EvalConfig's judge: `--judge.model`). `exclude` leaves fields out."""
     hints = typing.get_type_hints(cls)
@@ -158,7 +159,8 @@ def dataclass_from_args(cls: type, args: argparse.Namespace | None = None, prefi
     values = dict(dataclasses.asdict(base) if dataclasses.is_dataclass(base) else base or {})
     unknown = sorted(set(values) - names)
     if unknown:
-        raise ValueError(f"unknown {cls.__name__} key(s) in {where}: {', '.join(unknown)}; valid keys: {', '.join(sorted(names))}")
+        raise ValueError(f"unknown {cls.__name__} key(s) in {where}: {', '.join(unknown)}; valid keys: "
+                         f"{', '.join(sorted(names))}")
     problems = []
     for name, value in values.items():
         tp, optional = _base_type(hints[name])

@@ -33,7 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
     from data.cli import quiet_third_party
     from data.loaders import CorpusError
     from kg.store import StoreUnavailableError
@@ -98,7 +99,8 @@ def ask(args) -> int:
     if sg.empty:
         print("The concept graph knows nothing about this question: no evidence; the model got the plain prompt.")
     else:
-        print(f"evidence {'the model was given ' + how if used else 'retrieved for you (this system does not read the graph)'}:")
+        given = f"the model was given {how}" if used else "retrieved for you (this system does not read the graph)"
+        print(f"evidence {given}:")
         for line in shown:
             print("  " + line)
         print(f"subgraph ({len(sg.nodes)} concepts, {len(sg.edges)} relations) saved to {page}")

@@ -23,7 +23,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(prog="python -m evaluation.judge", description=__doc__.splitlines()[0])
     parser.add_argument("--predictions", required=True,
-                        help="JSONL rows with id, question, prediction, reference (e.g. an evaluation's predictions.jsonl)")
+                        help="JSONL rows with id, question, prediction, reference (e.g. an evaluation's "
+                             "predictions.jsonl)")
     parser.add_argument("--out", help="where to write geval_scores.jsonl and geval_summary.json (default: next to "
                                       "--predictions)")
     parser.add_argument("--api_key", help="API key (default $OPENAI_API_KEY); never written to results")

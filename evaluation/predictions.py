@@ -24,7 +24,8 @@ def read_cached(path: Path) -> dict[str, dict]:
                 row = json.loads(line)
                 done[row["id"]] = row
             except (json.JSONDecodeError, KeyError):
-                log.warning("%s:%d: unreadable cached prediction (interrupted write?); it will be regenerated", path, lineno)
+                log.warning("%s:%d: unreadable cached prediction (interrupted write?); it will be regenerated", path,
+                            lineno)
     return done
 
 

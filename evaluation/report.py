@@ -38,7 +38,8 @@ def geval_contexts(geval: dict | None) -> list[str]:
 def flagged(geval: dict, ctx: str) -> bool:
     """True when a warning names this context, or a warning concerns every context (it does not start with one)."""
     contexts = geval_contexts(geval)
-    return any(w.startswith(ctx + ":") or not any(w.startswith(c + ":") for c in contexts) for w in geval.get("warning") or [])
+    return any(w.startswith(ctx + ":") or not any(w.startswith(c + ":") for c in contexts)
+               for w in geval.get("warning") or [])
 
 
 def markdown_table(metrics: dict[str, dict], n_items: int, geval: dict | None = None) -> str:
@@ -52,7 +53,8 @@ def markdown_table(metrics: dict[str, dict], n_items: int, geval: dict | None = 
         "question block (count); hit limit: share of answers cut by max_new_tokens. METEOR and BERTScore: see the "
         "metric versions in metrics.json (backbone, WordNet or not).",
         "",
-        "| system | " + " | ".join([c[0] for c in cols] + [f"G-Eval {c}{' †' if flagged(geval, c) else ''}" for c in contexts]) + " |",
+        "| system | " + " | ".join([c[0] for c in cols] + [f"G-Eval {c}{' †' if flagged(geval, c) else ''}"
+                                                           for c in contexts]) + " |",
         "|---|" + "---|" * (len(cols) + len(contexts)),
     ]
     for system, m in metrics.items():
@@ -90,19 +92,23 @@ def geval_markdown(geval: dict | None) -> str:
                 continue
             d = r.get("vs_baseline") or {}
             ci = interval(d["ci_low"], d["ci_high"], 3) if "ci_low" in d else DASH
-            out.append(f"| {c}{' †' if flagged(geval, c) else ''} | {system} | {number(r['mean'], 3)} | {r['n_scored']} | "
+            out.append(f"| {c}{' †' if flagged(geval, c) else ''} | {system} | {number(r['mean'], 3)} | "
+                       f"{r['n_scored']} | "
                        f"{r['n_failed']} | {number(d.get('diff'), 3, sign=True)} | {ci} | {number(d.get('p_value'))} |")
     sanity = geval.get("sanity")
     if sanity:
         out += ["", "### Judge sanity (planted answers)", "",
-                f"{sanity['n_planted']} eval questions, each judged twice: with its reference answer as the answer (good) "
+                f"{sanity['n_planted']} eval questions, each judged twice: with its reference answer as the answer "
+                "(good) "
                 f"and with the reference answer of another question (bad). Verdict rule: {sanity['criterion']}.", "",
-                "| prompt/method | reference mean | shuffled mean | wins | losses | ties | separation | sign-test p | verdict |",
+                "| prompt/method | reference mean | shuffled mean | wins | losses | ties | separation | sign-test p | "
+                "verdict |",
                 "|---|---|---|---|---|---|---|---|---|"]
         for c in contexts:
             s = sanity.get(c) or {}
             if s:
-                out.append(f"| {c} | {number(s['reference_mean'], 3)} | {number(s['shuffled_mean'], 3)} | {s['wins']} | "
+                out.append(f"| {c} | {number(s['reference_mean'], 3)} | {number(s['shuffled_mean'], 3)} | {s['wins']} "
+                           "| "
                            f"{s['losses']} | {s['ties']} | {number(s['separation'], 2)} | {number(s['sign_test_p'])} | "
                            f"{s['verdict']} |")
     agree = geval.get("agreement") or {}
@@ -119,7 +125,8 @@ def geval_markdown(geval: dict | None) -> str:
     total = (geval.get("usage") or {}).get("total") or {}
     if total:
         out += ["", f"Judgements: {total.get('n_items', 0)} ({total.get('n_cached', 0)} from the cache, "
-                f"{total.get('n_asked', 0)} asked, {total.get('n_failed', 0)} failed); tokens {total['tokens']['total']}, "
+                f"{total.get('n_asked', 0)} asked, {total.get('n_failed', 0)} failed); tokens "
+                f"{total['tokens']['total']}, "
                 f"cost {number(float(total['cost']['total']), 4, 4)}."]
     return "\n".join(out) + "\n"
 
@@ -131,7 +138,8 @@ def comparison_table(comparisons: dict) -> str:
              "| comparison | metric | baseline | system | difference | 95% CI | p |", "|---|---|---|---|---|---|---|"]
     for name, per_metric in comparisons.items():
         for m, c in per_metric.items():
-            lines.append(f"| {name} | {m} | {number(c['mean_a'])} | {number(c['mean_b'])} | {number(c['diff'], sign=True)} "
+            lines.append(f"| {name} | {m} | {number(c['mean_a'])} | {number(c['mean_b'])} | "
+                         f"{number(c['diff'], sign=True)} "
                          f"| {interval(c['ci_low'], c['ci_high'])} | {number(c['p_value'])} |")
     return "\n".join(lines) + "\n"
 

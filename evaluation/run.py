@@ -54,7 +54,8 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> EvalResult:
     style = cfg.prompt_style or (run.prompt_style if run else "study")
     eval_file = Path(cfg.eval_file) if cfg.eval_file else (run.eval_file if run else DEFAULT_EVAL_FILE)
     if not eval_file.exists():
-        raise FileNotFoundError(f"eval file {eval_file} does not exist; run `python -m data.prepare` or pass --eval_file")
+        raise FileNotFoundError(f"eval file {eval_file} does not exist; run `python -m data.prepare` or pass "
+                                "--eval_file")
     out_dir = refuse_file(cfg.out_dir or (run.path / "eval" if run else PLAIN_OUT_DIR), "an output folder (--out_dir)")
     all_items = read_split(eval_file)
     items = sample_items(all_items, cfg.sample, cfg.sample_seed)
@@ -77,7 +78,8 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> EvalResult:
         from evaluation.geval import run_geval
 
         # merges per-item scores into the rows
-        scores.geval = run_geval(cfg.judge, judge, judge_info, all_rows, all_items, out_dir, progress, seed=cfg.sample_seed)
+        scores.geval = run_geval(cfg.judge, judge, judge_info, all_rows, all_items, out_dir, progress,
+                                 seed=cfg.sample_seed)
         if hasattr(judge, "close"):
             judge.close()
 

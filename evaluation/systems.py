@@ -57,7 +57,8 @@ class SystemRunner:
         from model.generate import check_fits
         from prompting.templates import build_prompt, encode_prompt
 
-        ids = [encode_prompt(build_prompt(it.question, self.tok, self.style, c), self.tok) for it, c in zip(items, contexts)]
+        ids = [encode_prompt(build_prompt(it.question, self.tok, self.style, c), self.tok)
+               for it, c in zip(items, contexts)]
         check_fits(self.model, ids, self.settings.max_new_tokens, [str(it.id) for it in items])
         return ids
 

@@ -93,7 +93,8 @@ def classify_stop(new_ids: list[int], text_before_eos: str, eos_ids: set[int], s
 
 
 @torch.inference_mode()
-def generate_batch(model, tokenizer, prompt_ids: list[list[int]], settings: GenerationSettings, stops: list[str], graphs: list | None = None) -> list[Generation]:
+def generate_batch(model, tokenizer, prompt_ids: list[list[int]], settings: GenerationSettings, stops: list[str],
+                   graphs: list | None = None) -> list[Generation]:
     """Generate for prompts already tokenised; left padding, one call to model.generate.
 
     graphs: one PyG Data (or None) per prompt, for a GraphLLM (model.graph_model)."""
@@ -159,7 +160,8 @@ def generate_answers(model, tokenizer, prompt_ids: list[list[int]], settings: Ge
     for start in starts:
         idx = order[start : start + settings.batch_size]
         batch_graphs = None if graphs is None else [graphs[i] for i in idx]
-        for i, gen in zip(idx, generate_batch(model, tokenizer, [prompt_ids[i] for i in idx], settings, stops, batch_graphs)):
+        batch = generate_batch(model, tokenizer, [prompt_ids[i] for i in idx], settings, stops, batch_graphs)
+        for i, gen in zip(idx, batch):
             results[i] = gen
     if was_training:
         model.train()

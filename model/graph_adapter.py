@@ -105,7 +105,8 @@ def lora_parameter_count(hidden: int, intermediate: int, layers: int, vocab: int
     """LoRA's trainable parameters from a Llama config (A: r x in, B: out x r per target module)."""
     kv = kv_dim or hidden
     shapes = {"q_proj": (hidden, hidden), "k_proj": (hidden, kv), "v_proj": (hidden, kv), "o_proj": (hidden, hidden),
-              "gate_proj": (hidden, intermediate), "up_proj": (hidden, intermediate), "down_proj": (intermediate, hidden)}
+              "gate_proj": (hidden, intermediate), "up_proj": (hidden, intermediate),
+              "down_proj": (intermediate, hidden)}
     per_layer = sum(r * (i + o) for name, (i, o) in shapes.items() if name in targets)
     head = r * (hidden + vocab) if "lm_head" in targets else 0
     return per_layer * layers + head
@@ -128,7 +129,8 @@ def count_graph_modules(cfg, llm_dim: int, total_layers: int, node_dim: int | No
         if cfg.spec.soft_tokens and cfg.soft_tokens:
             out["projector"] = sum(p.numel() for p in SoftTokenProjector(cfg, node_dim, llm_dim).parameters())
         if cfg.mode == "adapter":
-            adapter = GraphAdapter(llm_dim, cfg.gnn_hidden, cfg.adapter_layers, cfg.adapter_dim, cfg.adapter_heads, total_layers)
+            adapter = GraphAdapter(llm_dim, cfg.gnn_hidden, cfg.adapter_layers, cfg.adapter_dim, cfg.adapter_heads,
+                                   total_layers)
             out["adapter"] = sum(p.numel() for p in adapter.parameters())
     return out
 

@@ -77,7 +77,8 @@ class GraphPromptConfig:
         if self.gnn in ("gat", "transformer") and self.gnn_hidden % self.gnn_heads:
             problems.append(f"gnn_hidden ({self.gnn_hidden}) must be a multiple of gnn_heads ({self.gnn_heads})")
         if self.adapter_dim % self.adapter_heads:
-            problems.append(f"adapter_dim ({self.adapter_dim}) must be a multiple of adapter_heads ({self.adapter_heads})")
+            problems.append(f"adapter_dim ({self.adapter_dim}) must be a multiple of adapter_heads "
+                            f"({self.adapter_heads})")
         if self.link_loss_weight < 0:
             problems.append("link_loss_weight must be >= 0")
         if self.mode in MODES:

@@ -69,7 +69,8 @@ class GraphLLM(TrainableLM):
         self.node_dim, self.num_relations, self.bos_token_id = node_dim, num_relations, bos_token_id
         conf = llm.config
         self.encoder = GraphEncoder(cfg, node_dim, num_relations) if cfg.uses_gnn else None
-        self.projector = SoftTokenProjector(cfg, node_dim, conf.hidden_size) if cfg.mode == "graph" and cfg.soft_tokens else None
+        with_tokens = cfg.mode == "graph" and cfg.soft_tokens
+        self.projector = SoftTokenProjector(cfg, node_dim, conf.hidden_size) if with_tokens else None
         self.adapter = None
         if cfg.mode == "adapter":
             self.adapter = GraphAdapter(conf.hidden_size, cfg.gnn_hidden, cfg.adapter_layers, cfg.adapter_dim,
@@ -80,7 +81,8 @@ class GraphLLM(TrainableLM):
             m.to(device)
 
     def graph_modules(self) -> dict[str, nn.Module]:
-        return {k: m for k, m in (("encoder", self.encoder), ("projector", self.projector), ("adapter", self.adapter)) if m is not None}
+        return {k: m for k, m in (("encoder", self.encoder), ("projector", self.projector),
+                                  ("adapter", self.adapter)) if m is not None}
 
     def graph_parameters(self) -> list[nn.Parameter]:
         return [p for m in self.graph_modules().values() for p in m.parameters()]
@@ -114,7 +116,8 @@ class GraphLLM(TrainableLM):
                 t = tokens[i].to(e.dtype)
                 e = torch.cat([e[:at], t, e[at:]])
                 if lab is not None:
-                    lab = torch.cat([lab[:at], torch.full((t.shape[0],), -100, dtype=lab.dtype, device=lab.device), lab[at:]])
+                    lab = torch.cat([lab[:at], torch.full((t.shape[0],), -100, dtype=lab.dtype, device=lab.device),
+                                     lab[at:]])
             rows.append(e)
             masks.append(torch.ones(e.shape[0], dtype=attention_mask.dtype, device=e.device))
             labs.append(lab)
@@ -181,7 +184,8 @@ class GraphLLM(TrainableLM):
 
         out = Path(out_dir)
         super().save_trainable(out)
-        state = {f"{name}.{k}": v.detach().contiguous().cpu() for name, m in self.graph_modules().items() for k, v in m.state_dict().items()}
+        state = {f"{name}.{k}": v.detach().contiguous().cpu()
+                 for name, m in self.graph_modules().items() for k, v in m.state_dict().items()}
         save_file(state, out / GRAPH_WEIGHTS)
         meta = {"graph": self.cfg.to_dict(), "node_dim": self.node_dim, "num_relations": self.num_relations}
         (out / GRAPH_CONFIG).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")

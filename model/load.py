@@ -59,7 +59,8 @@ def load_model(cfg: ModelConfig):
         kwargs["dtype"] = dtype
     else:
         kwargs["dtype"] = dtype
-    log.info("loading %s (%s) from %s: %s, %s on %s", cfg.name, resolved.kind, resolved.path, cfg.quantization, dtype, device)
+    log.info("loading %s (%s) from %s: %s, %s on %s", cfg.name, resolved.kind, resolved.path, cfg.quantization, dtype,
+             device)
     model = AutoModelForCausalLM.from_pretrained(resolved.path, **kwargs)
     if cfg.quantization == "nf4":
         prepare_4bit(model)

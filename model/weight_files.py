@@ -68,5 +68,6 @@ def check_weights(folder: str | Path, files: tuple[str, ...]) -> None:
                             for f in files) if p]
     if problems:
         raise AdapterNotFoundError(f"The adapter at {folder} cannot be loaded: {'; '.join(problems)}. Train the run "
-                                   "again, or copy a checkpoint's files back (`python -m training.run --resume --run_dir "
+                                   "again, or copy a checkpoint's files back (`python -m training.run --resume "
+                                   "--run_dir "
                                    "RUN` copies the chosen checkpoint again).")

@@ -107,19 +107,23 @@ AXES: dict[str, Axis] = {a.name: a for a in (
     Axis("prompt", "graph prompt none / text / soft / both",
          (Setting("lora", "lora"), Setting("graph-text", "graph-text"),
           Setting("graph-soft", "graph", (("graph.text_evidence", False),)), Setting("graph", "graph")), ALL_MODES),
-    Axis("hops", "neighbourhood radius --kg.hops 1-3", _values("kg.hops", (1, 2, 3), lambda v: f"hops-{v}"), GRAPH_MODES),
+    Axis("hops", "neighbourhood radius --kg.hops 1-3",
+         _values("kg.hops", (1, 2, 3), lambda v: f"hops-{v}"), GRAPH_MODES),
     Axis("pcst", "PCST pruning on / off (--kg.pcst)",
          _values("kg.pcst", (True, False), lambda v: "pcst-on" if v else "pcst-off"), GRAPH_MODES),
     Axis("gnn", "GNN type --graph.gnn gat / transformer / gcn",
          _values("graph.gnn", ("gat", "transformer", "gcn"), lambda v: f"gnn-{v}"), GNN_MODES),
     Axis("pooling", "soft-token pooling --graph.pooling attention / mean",
          _values("graph.pooling", ("attention", "mean"), lambda v: f"pooling-{v}"), SOFT_TOKEN_MODES),
-    Axis("adapter", "graph-conditioned adapter vs LoRA (--adapter)", (Setting("lora", "lora"), Setting("adapter", "adapter")),
+    Axis("adapter", "graph-conditioned adapter vs LoRA (--adapter)",
+         (Setting("lora", "lora"), Setting("adapter", "adapter")),
          ALL_MODES),
     Axis("lora_r", "LoRA rank --model.lora_r 8/16/32/64, lora_alpha = 2r",
-         tuple(Setting(f"lora-r{r}", None, (("model.lora_r", r), ("model.lora_alpha", 2 * r))) for r in (8, 16, 32, 64)),
+         tuple(Setting(f"lora-r{r}", None,
+                       (("model.lora_r", r), ("model.lora_alpha", 2 * r))) for r in (8, 16, 32, 64)),
          LORA_MODES, base="lora"),
-    Axis("prompt_tuning", "peft prompt tuning (--prompt-tuning)", (Setting("prompt-tuning", "prompt-tuning"),), ALL_MODES),
+    Axis("prompt_tuning", "peft prompt tuning (--prompt-tuning)",
+         (Setting("prompt-tuning", "prompt-tuning"),), ALL_MODES),
 )}
 GRIDS = {
     "future-work": ("prompt", "hops", "pcst", "gnn", "pooling", "adapter", "lora_r", "prompt_tuning"),
@@ -248,7 +252,8 @@ def expand(axes: list[str], cross: bool = False, baselines: bool = True, default
     if unknown:
         raise GridError(f"unknown axis(es) {unknown}; known: {', '.join(AXES)}")
     if cross and sum(AXES[a].sets_mode for a in axes) > 1:
-        raise GridError(f"--cross cannot combine {[a for a in axes if AXES[a].sets_mode]}: each of them chooses the mode")
+        raise GridError(f"--cross cannot combine {[a for a in axes if AXES[a].sets_mode]}: each of them chooses the "
+                        "mode")
     cells: list[Cell] = []
     seen: dict[tuple, str] = {}
 
@@ -302,8 +307,10 @@ class Grid:
     def command(self, cell: Cell, resume: bool = False, source: Path | None = None) -> list[str]:
         if cell.mode == "plain":
             src = source or Path("<a finished training cell>")
-            return [self.python, "-m", "evaluation.run", "--run_dir", str(src), *cell.flags, "--out_dir", str(cell.dir / "eval")]
-        return [self.python, "-m", "training.run", *cell.flags, "--run_dir", str(cell.dir), *(["--resume"] if resume else [])]
+            return [self.python, "-m", "evaluation.run", "--run_dir", str(src), *cell.flags, "--out_dir",
+                    str(cell.dir / "eval")]
+        return [self.python, "-m", "training.run", *cell.flags, "--run_dir", str(cell.dir),
+                *(["--resume"] if resume else [])]
 
 
 def build_grid(grid: str, axes: list[str] | None, cross: bool, sets: list[str], preset: str, out: str | None,
@@ -314,7 +321,8 @@ def build_grid(grid: str, axes: list[str] | None, cross: bool, sets: list[str], 
     fixed = common_overrides(preset, typed)
     base_mode = (preset_data(preset).get("graph") or {}).get("mode", "lora")
     if base_mode != "lora":
-        raise GridError(f"preset {preset} sets graph.mode {base_mode!r}; a grid needs a preset whose mode is lora (the default)")
+        raise GridError(f"preset {preset} sets graph.mode {base_mode!r}; a grid needs a preset whose mode is lora (the "
+                        "default)")
     defaults = resolve_settings(preset, ["--graph-prompt", *flags_of(fixed)])
     expanded = expand(list(axes or GRIDS[grid]), cross, baselines, defaults)
     if cells:
@@ -365,7 +373,8 @@ def check_cell_dirs(grid: Grid) -> None:
         if before is not None and before != c.flags:
             clashes.append(f"{c.dir}: made with {shlex.join(before)}\n      now     {shlex.join(c.flags)}")
     if clashes:
-        raise GridError("cell directories made with other flags (use another --out, or delete them):\n  - " + "\n  - ".join(clashes))
+        raise GridError("cell directories made with other flags (use another --out, or delete them):\n  - "
+                        + "\n  - ".join(clashes))
 
 
 def plan(cell: Cell) -> str:
@@ -409,7 +418,8 @@ def write_record(cell: Cell, **extra) -> None:
             record = json.loads(path.read_text())
         except json.JSONDecodeError:
             record = {}
-    record.update({"name": cell.name, "mode": cell.mode, "system": cell.system, "overrides": cell.overrides, "flags": cell.flags})
+    record.update({"name": cell.name, "mode": cell.mode, "system": cell.system,
+                   "overrides": cell.overrides, "flags": cell.flags})
     attempts = record.get("attempts", [])
     if extra:
         attempts.append(extra)
@@ -429,7 +439,8 @@ def run_cell(grid: Grid, cell: Cell, share_plain: bool = True, env: dict | None 
     if cell.mode == "plain":
         source = plain_source(grid)
         if source is None:
-            msg = "no finished training cell to take the model, data and prompt settings from (the plain cell runs after one)"
+            msg = ("no finished training cell to take the model, data and prompt settings from (the plain cell runs "
+                   "after one)")
             (cell.dir / ERROR_FILE).write_text(f"{msg}\n")
             write_record(cell, status="failed", error=msg, at=time.strftime("%Y-%m-%d %H:%M:%S"))
             log.error("%s: %s", cell.name, msg)
@@ -443,7 +454,8 @@ def run_cell(grid: Grid, cell: Cell, share_plain: bool = True, env: dict | None 
     child_env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), child_env.get("PYTHONPATH")) if p)
     t0 = time.time()
     header = f"\n===== {time.strftime('%Y-%m-%d %H:%M:%S')} {shlex.join(cmd)}\n"
-    with open(cell.dir / STDOUT_LOG, "a", encoding="utf-8") as out, open(cell.dir / STDERR_LOG, "a", encoding="utf-8") as err:
+    with open(cell.dir / STDOUT_LOG, "a", encoding="utf-8") as out, open(cell.dir / STDERR_LOG, "a",
+                                                                         encoding="utf-8") as err:
         out.write(header)
         err.write(header)
         out.flush()
@@ -511,7 +523,8 @@ def build_arg_parser() -> argparse.ArgumentParser:
                                 epilog="\n".join(__doc__.splitlines()[2:]))
     p.add_argument("--grid", default="future-work", help=f"named grid: {', '.join(GRIDS)} (default: future-work)")
     p.add_argument("--axes", help=f"comma-separated axes instead of the grid's: {', '.join(AXES)}")
-    p.add_argument("--cross", action="store_true", help="the product of the chosen axes instead of one factor at a time")
+    p.add_argument("--cross", action="store_true",
+                   help="the product of the chosen axes instead of one factor at a time")
     p.add_argument("--cells", help="run only these cells (comma-separated names, as --dry-run lists them)")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="SECTION.FIELD=VALUE",
                    help="a fixed override for every cell, e.g. --set train.train_limit=64 (repeatable)")
@@ -530,18 +543,21 @@ def split(text: str | None) -> list[str] | None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_arg_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        datefmt="%H:%M:%S")
     try:
         grid = build_grid(args.grid, split(args.axes), args.cross, args.sets, args.preset, args.out, split(args.cells),
                           not args.no_baselines)
         if args.dry_run:
             check_cell_dirs(grid)
             print(f"grid {grid.name}: {len(grid.cells)} cells in {grid.out} (preset {grid.preset})")
-            print(f"every training cell: {' '.join(flags_of(grid.fixed)) or '(preset settings)'} --graph.train_baseline false")
+            print(f"every training cell: {' '.join(flags_of(grid.fixed)) or '(preset settings)'} "
+                  "--graph.train_baseline false")
             print(f"every evaluation: {' '.join(flags_of(grid.eval)) or '(defaults)'}")
             for c in run_order(grid.cells):
                 action = plan(c)
-                print(f"\n[{c.name}] mode {c.mode}, overrides: {' '.join(flags_of(c.overrides)) or '(none)'}; would {action}")
+                print(f"\n[{c.name}] mode {c.mode}, overrides: {' '.join(flags_of(c.overrides)) or '(none)'}; would "
+                      f"{action}")
                 print("  " + shlex.join(grid.command(c, resume=action == "resume", source=plain_source(grid))))
             return 0
         grid.out.mkdir(parents=True, exist_ok=True)
@@ -563,7 +579,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"summary: {', '.join(summary['paths'].values())}")
     failed = [r["name"] for r in summary["cells"] if r["status"] not in ("done", "trained", "resumed")]
     if failed:
-        print(f"{len(failed)} cell(s) not finished: {', '.join(failed)} (rerun the same command to retry them)", file=sys.stderr)
+        print(f"{len(failed)} cell(s) not finished: {', '.join(failed)} (rerun the same command to retry them)",
+              file=sys.stderr)
         return 1
     return 0
 

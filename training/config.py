@@ -44,7 +44,8 @@ class TrainConfig:
     save_steps: int = 0
     """Checkpoint every N optimiser steps (0: once per epoch). Checkpoints allow --resume."""
     select_on: str = "dev_rougeL"
-    """How the final adapter is chosen among checkpoints: "dev_rougeL" (ROUGE-L of generated dev answers), "dev_loss", or "last"."""
+    """How the final adapter is chosen among checkpoints: "dev_rougeL" (ROUGE-L of generated dev answers), "dev_loss",
+    or "last"."""
     dev_limit: int = 50
     """Dev items generated at each checkpoint for selection."""
     dev_max_new_tokens: int = 256
@@ -68,7 +69,8 @@ class TrainConfig:
         if self.batch_size < 1 or self.micro_batch_size < 1:
             problems.append("batch_size and micro_batch_size must be positive")
         elif self.batch_size % self.micro_batch_size:
-            problems.append(f"batch_size ({self.batch_size}) must be a multiple of micro_batch_size ({self.micro_batch_size})")
+            problems.append(f"batch_size ({self.batch_size}) must be a multiple of micro_batch_size "
+                            f"({self.micro_batch_size})")
         if self.epochs <= 0 and self.max_steps <= 0:
             problems.append("set epochs > 0 or max_steps > 0")
         if self.learning_rate <= 0:

@@ -84,7 +84,8 @@ def complete_checkpoints(ckpt_dir: Path, files: tuple[str, ...] = ADAPTER_FILES)
     return good
 
 
-def _callbacks(cfg: TrainConfig, run_dir: Path, dev_items: list[QAItem], tokenizer, dev_dataset, graph: GraphInputs | None,
+def _callbacks(cfg: TrainConfig, run_dir: Path, dev_items: list[QAItem], tokenizer, dev_dataset,
+               graph: GraphInputs | None,
                dev_settings=None):
     from transformers import TrainerCallback
 
@@ -163,7 +164,8 @@ def dev_rouge_l(model, tokenizer, dev_items: list[QAItem], cfg: TrainConfig, gra
     from prompting.templates import build_prompt, encode_prompt, stop_strings
 
     ctx = graph.contexts if graph else {}
-    prompts = [encode_prompt(build_prompt(it.question, tokenizer, cfg.prompt_style, ctx.get(it.id)), tokenizer) for it in dev_items]
+    prompts = [encode_prompt(build_prompt(it.question, tokenizer, cfg.prompt_style, ctx.get(it.id)),
+                             tokenizer) for it in dev_items]
     settings = settings or GenerationSettings(max_new_tokens=cfg.dev_max_new_tokens, batch_size=cfg.dev_batch_size)
     graphs = [graph.graphs.get(it.id) for it in dev_items] if graph and graph.uses_graphs else None
     gens = generate_answers(model, tokenizer, prompts, settings, stop_strings(cfg.prompt_style), graphs=graphs)
@@ -211,10 +213,12 @@ def _optimizer(model, cfg: TrainConfig, graph: GraphInputs | None):
     groups = ([{"params": rest, "lr": cfg.learning_rate}] if rest else []) + [
         {"params": [p for p in params if p.requires_grad], "lr": lr} for params, lr in graph.lr_groups
     ]
-    return torch.optim.AdamW(groups, lr=cfg.learning_rate, betas=(cfg.adam_beta1, cfg.adam_beta2), weight_decay=cfg.weight_decay)
+    return torch.optim.AdamW(groups, lr=cfg.learning_rate, betas=(cfg.adam_beta1, cfg.adam_beta2),
+                             weight_decay=cfg.weight_decay)
 
 
-def train_sft(model, tokenizer, train_items: list[QAItem], dev_items: list[QAItem], cfg: TrainConfig, run_dir: Path, extra_callbacks=(),
+def train_sft(model, tokenizer, train_items: list[QAItem], dev_items: list[QAItem], cfg: TrainConfig, run_dir: Path,
+              extra_callbacks=(),
               graph: GraphInputs | None = None, dev_settings=None) -> dict:
     """Train the (LoRA-wrapped, prompt-tuned or graph) model; return a summary. The chosen checkpoint's
     trainable weights are copied to run_dir/adapter.
@@ -279,7 +283,8 @@ def train_sft(model, tokenizer, train_items: list[QAItem], dev_items: list[QAIte
         train_dataset=train_ds if keep_id else train_ds.remove_columns(["id"]),
         data_collator=PadCollator(tokenizer.pad_token_id, graph.graphs if uses_graphs else None,
                                   graph.node_dim if graph else None),
-        callbacks=_callbacks(cfg, run_dir, dev_items[: cfg.dev_limit], tokenizer, dev_ds if keep_id else dev_ds.remove_columns(["id"]), graph,
+        callbacks=_callbacks(cfg, run_dir, dev_items[: cfg.dev_limit], tokenizer,
+                             dev_ds if keep_id else dev_ds.remove_columns(["id"]), graph,
                              dev_settings)
         + list(extra_callbacks),
         optimizers=(_optimizer(model, cfg, graph), None),

@@ -64,6 +64,6 @@ def open_cache(cache_dir: str | Path | None = None) -> JudgeCache:
 def cache_key(identity: dict, prompt_name: str, method: str, settings: dict, prompt_text: str) -> str:
     """sha256 over judge model, base URL, prompt name, method, its settings and the rendered prompt's hash."""
     text_hash = hashlib.sha256(prompt_text.encode("utf-8")).hexdigest()
-    blob = json.dumps({"judge": identity, "prompt": prompt_name, "method": method, "settings": settings, "text": text_hash},
-                      sort_keys=True)
+    blob = json.dumps({"judge": identity, "prompt": prompt_name, "method": method, "settings": settings,
+                       "text": text_hash}, sort_keys=True)
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()

@@ -132,7 +132,8 @@ class JudgeConfig:
             problems.append(f"quantization must be nf4 or none, got {self.quantization!r}")
         given = [n for n in ("model", "base_url", "quantization", "cache_dir") if getattr(self, n) is not None]
         if self.kind is None and given:
-            problems.append(f"{', '.join(given)} given without a judge (pass --judge.kind openai or --judge.kind local)")
+            problems.append(f"{', '.join(given)} given without a judge (pass --judge.kind openai or --judge.kind "
+                            "local)")
         if self.kind == "local" and self.base_url is not None:
             problems.append("base_url is for --judge.kind openai; a local judge loads --judge.model here (to judge "
                             "with a served model, use --judge.kind openai --judge.base_url URL)")
@@ -214,7 +215,8 @@ class OpenAIJudge:
             api_key = api_key or os.environ.get(ENV_API_KEY)
             if not api_key:
                 if not base_url:
-                    raise ValueError(f"no API key for OpenAI's endpoint: set ${ENV_API_KEY} (or give a --judge.base_url)")
+                    raise ValueError(f"no API key for OpenAI's endpoint: set ${ENV_API_KEY} (or give a "
+                                     "--judge.base_url)")
                 api_key = "not-needed"  # local servers ignore it, but the client insists on one
             client = openai.OpenAI(base_url=base_url, api_key=api_key, max_retries=0, timeout=cfg.timeout)
         self.client = client
@@ -233,7 +235,8 @@ class OpenAIJudge:
         """The request settings a judgement with `method` depends on (part of the cache key)."""
         c = self.config
         if method == "probability":
-            return {"temperature": 0, "max_tokens": c.prob_max_tokens, "top_logprobs": c.top_logprobs, "role": c.message_role}
+            return {"temperature": 0, "max_tokens": c.prob_max_tokens, "top_logprobs": c.top_logprobs,
+                    "role": c.message_role}
         return {"temperature": c.sample_temperature, "top_p": c.sample_top_p, "n": c.samples,
                 "max_tokens": c.sample_max_tokens, "role": c.message_role}
 
@@ -242,11 +245,14 @@ class OpenAIJudge:
         c = self.config
         usage = {"prompt_tokens": 0, "completion_tokens": 0}
         if method == "probability":
-            reply = self._create(prompt, usage, temperature=0, max_tokens=c.prob_max_tokens, logprobs=True, top_logprobs=c.top_logprobs)
+            reply = self._create(prompt, usage, temperature=0, max_tokens=c.prob_max_tokens, logprobs=True,
+                                 top_logprobs=c.top_logprobs)
             choice = reply.choices[0]
             content = getattr(choice.logprobs, "content", None) if choice.logprobs is not None else None
             if not content:
-                raise JudgeError("no_logprobs", "the reply carries no log-probabilities (does the endpoint support logprobs?)", usage=usage)
+                raise JudgeError("no_logprobs",
+                                 "the reply carries no log-probabilities (does the endpoint support logprobs?)",
+                                 usage=usage)
             lps, pos = score_token_logprobs(content)
             return judgement_from_logprobs(lps, position=pos, text=choice.message.content or "", usage=usage)
         if method == "sampling":
@@ -272,8 +278,10 @@ class OpenAIJudge:
             retry_after = None
             try:
                 reply = self.client.chat.completions.create(
-                    model=self.model, messages=[{"role": cfg.message_role, "content": prompt}], timeout=cfg.timeout, **params)
-                if not isinstance(reply, ChatCompletion) or not reply.choices or any(ch.message is None for ch in reply.choices):
+                    model=self.model, messages=[{"role": cfg.message_role, "content": prompt}], timeout=cfg.timeout,
+                    **params)
+                readable = isinstance(reply, ChatCompletion) and reply.choices
+                if not readable or any(ch.message is None for ch in reply.choices):
                     raise JudgeError("bad_response", f"unreadable reply body: {str(reply)[:120]!r}")
                 if reply.usage is not None:
                     usage["prompt_tokens"] += reply.usage.prompt_tokens or 0
@@ -296,7 +304,8 @@ class OpenAIJudge:
             if not retryable or attempt == cfg.max_attempts:
                 raise JudgeError(kind, message, attempt, usage)
             delay = backoff_delay(attempt, cfg.backoff_base, cfg.backoff_max, self._rng, retry_after)
-            log.warning("judge request failed (%s, attempt %d of %d); retrying in %.2fs", message, attempt, cfg.max_attempts, delay)
+            log.warning("judge request failed (%s, attempt %d of %d); retrying in %.2fs", message, attempt,
+                        cfg.max_attempts, delay)
             self._sleep(delay)
         raise AssertionError("unreachable")
 
@@ -321,10 +330,12 @@ class LocalJudge:
     def __init__(self, model, tokenizer, name: str = "local", samples: int = 10, temperature: float = 2.0,
                  top_p: float = 1.0, max_new_tokens: int = 4, seed: int = 0):
         self.model, self.tok, self.name = model, tokenizer, name
-        self.samples, self.temperature, self.top_p, self.max_new_tokens, self.seed = samples, temperature, top_p, max_new_tokens, seed
+        self.samples, self.temperature, self.top_p = samples, temperature, top_p
+        self.max_new_tokens, self.seed = max_new_tokens, seed
         self.score_ids = {}
         for s in SCORES:
-            ids = tokenizer(f" {s}", add_special_tokens=False)["input_ids"] + tokenizer(str(s), add_special_tokens=False)["input_ids"]
+            ids = (tokenizer(f" {s}", add_special_tokens=False)["input_ids"]
+                   + tokenizer(str(s), add_special_tokens=False)["input_ids"])
             self.score_ids[s] = sorted(set(i for i in ids if tokenizer.decode([i]).strip() == str(s)))
 
     def cache_identity(self) -> dict:
@@ -364,9 +375,11 @@ class LocalJudge:
 
             torch.manual_seed(self.seed if seed is None else seed)
             enc = self.tok(prompt, return_tensors="pt").to(self.model.device)
-            out = self.model.generate(**enc, do_sample=True, temperature=self.temperature if temperature is None else temperature,
+            out = self.model.generate(**enc, do_sample=True,
+                                      temperature=self.temperature if temperature is None else temperature,
                                       top_p=self.top_p if top_p is None else top_p, max_new_tokens=self.max_new_tokens,
-                                      num_return_sequences=self.samples if n is None else n, pad_token_id=self.tok.pad_token_id)
+                                      num_return_sequences=self.samples if n is None else n,
+                                      pad_token_id=self.tok.pad_token_id)
             width = enc["input_ids"].shape[1]
             samples = [self.tok.decode(o[width:], skip_special_tokens=True) for o in out]
             usage = {"prompt_tokens": width, "completion_tokens": int((out[:, width:] != self.tok.pad_token_id).sum())}
@@ -429,7 +442,8 @@ def build_judge(jc: JudgeConfig, run_model=None):
     if jc.kind == "openai":
         judge = OpenAIJudge(jc)
         key = f"<from ${ENV_API_KEY}>" if os.environ.get(ENV_API_KEY) else None
-        return judge, {**jc.public_dict(), "api_key": key, "kind": "openai", "model": judge.model, "base_url": judge.base_url}
+        return judge, {**jc.public_dict(), "api_key": key, "kind": "openai", "model": judge.model,
+                       "base_url": judge.base_url}
     from dataclasses import replace
 
     from model.config import ModelConfig
@@ -442,6 +456,7 @@ def build_judge(jc: JudgeConfig, run_model=None):
             model_cfg = replace(model_cfg, quantization=jc.quantization)
     judge = LazyLocalJudge(model_cfg, jc.samples)
     return judge, {"kind": "local", "model": model_cfg.name, "quantization": model_cfg.quantization,
-                   "dtype": model_cfg.dtype, "device": model_cfg.device, "checkpoint": judge.cache_identity()["base_url"],
+                   "dtype": model_cfg.dtype, "device": model_cfg.device,
+                   "checkpoint": judge.cache_identity()["base_url"],
                    "prompts": list(jc.prompts), "methods": list(jc.methods),
                    "sampling": {"n": jc.samples, **LOCAL_SAMPLING}}

@@ -21,14 +21,16 @@ PROMPT_HEADER = (
     "Please make sure you read and understand these instructions carefully. Please keep this document "
     "open while reviewing, and refer to it as needed.\n\n"
     "Evaluation Criteria:\n"
-    "Factual Consistency (1-5): Does the answer contain untruthful or misleading facts that are not supported by the question?\n\n"
+    "Factual Consistency (1-5): Does the answer contain untruthful or misleading facts that are not supported by the "
+    "question?\n\n"
 )
 EXAMPLE = "Example:\nQuestion:\n{question}\nAnswer:\n{answer}\n\nEvaluation Form (scores ONLY):\n- Factual Consistency:"
 
 STUDY_PROMPT_V1 = PROMPT_HEADER + (
     "Evaluation Steps:\n"
     "1. Review the question and answer provided carefully to understand the context.\n"
-    "2. Evaluate the given answer's factual consistency based on whether the information aligns with or contradicts the question.\n"
+    "2. Evaluate the given answer's factual consistency based on whether the information aligns with or contradicts "
+    "the question.\n"
     "3. Rate the factual consistency of the answer on a scale of 1 to 5, where 1 indicates a low level and 5 indicates "
     "a high level of consistency with the question.\n\n"
 ) + EXAMPLE

@@ -116,7 +116,8 @@ def judge_rows(rows: list[dict], judge, prompt_names=("study_v2",), method: str 
                     else:
                         scored[key] = j.score
                         if cache is not None:
-                            cache.put(key, {**identity, "prompt": prompt_of[key], "method": method, "settings": settings,
+                            cache.put(key, {**identity, "prompt": prompt_of[key], "method": method,
+                                            "settings": settings,
                                             "text_sha256": hashlib.sha256(texts[key].encode()).hexdigest(),
                                             "score": j.score, "detail": j.detail, "time": time.time()})
                 if bar is not None:
@@ -152,7 +153,8 @@ def judge_rows(rows: list[dict], judge, prompt_names=("study_v2",), method: str 
         "mean": means, "seconds": round(time.monotonic() - started, 3),
     }
     if failures:
-        log.warning("G-Eval (%s): %d of %d judgements failed; rerun to retry only those", method, len(failures), len(tasks))
+        log.warning("G-Eval (%s): %d of %d judgements failed; rerun to retry only those", method, len(failures),
+                    len(tasks))
     return scores, summary
 
 
@@ -182,7 +184,8 @@ def _add_usage(total: dict, u: dict) -> None:
     total["seconds"] = round(total.get("seconds", 0) + u["seconds"], 3)
 
 
-def score_rows(rows: list[dict], judge, prompts: list[str], methods: list[str], cache, progress: bool) -> tuple[list[dict], dict]:
+def score_rows(rows: list[dict], judge, prompts: list[str], methods: list[str], cache,
+               progress: bool) -> tuple[list[dict], dict]:
     """Per-row {score_name: score or None} over every method, and {method: judge_rows summary}."""
     merged = [{} for _ in rows]
     summaries = {}
@@ -239,7 +242,8 @@ def run_geval(jc, judge, judge_info: dict, all_rows: dict[str, list[dict]], sani
     warnings: list[str] = []
     sanity = run_sanity(jc.sanity, seed, judge, sanity_items, prompts, methods, cache, out_dir, progress)
     if sanity is None:
-        warnings.append(f"The judge sanity check was off (--judge.sanity 0) or had fewer than 2 eval items: nothing shows "
+        warnings.append("The judge sanity check was off (--judge.sanity 0) or had fewer than 2 eval items: nothing "
+                        "shows "
                         f"that judge {name} separates good from bad answers, so these G-Eval scores are not validated "
                         "as a quality measure.")
     else:
@@ -264,8 +268,10 @@ def run_geval(jc, judge, judge_info: dict, all_rows: dict[str, list[dict]], sani
     return geval
 
 
-def run_sanity(n_pairs: int, seed: int, judge, items, prompts, methods, cache, out_dir: Path, progress: bool) -> dict | None:
-    """Planted pairs scored with every prompt x method: {"n_planted", "criterion", ctx: stats, "usage"}; None when off."""
+def run_sanity(n_pairs: int, seed: int, judge, items, prompts, methods, cache, out_dir: Path,
+               progress: bool) -> dict | None:
+    """Planted pairs scored with every prompt x method: {"n_planted", "criterion", ctx: stats, "usage"}; None when
+    off."""
     good, bad = planted_rows(items, n_pairs, seed=seed) if n_pairs else ([], [])
     if not good:
         return None
@@ -277,7 +283,8 @@ def run_sanity(n_pairs: int, seed: int, judge, items, prompts, methods, cache, o
     for p in prompts:
         for m in methods:
             key = score_name(p, m)
-            out[context_name(p, m)] = separation_stats([s.get(key) for s in merged[:n]], [s.get(key) for s in merged[n:]])
+            out[context_name(p, m)] = separation_stats([s.get(key) for s in merged[:n]],
+                                                       [s.get(key) for s in merged[n:]])
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     with open(Path(out_dir) / "geval_sanity.jsonl", "w", encoding="utf-8") as fh:
         for row, scores in zip(planted, merged):

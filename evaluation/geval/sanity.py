@@ -61,7 +61,8 @@ def planted_rows(items, n: int, seed: int = 0) -> tuple[list[dict], list[dict]]:
             other = next((o for o in pool if o.answer.strip() != it.answer.strip()), other)
         base = {"question": it.question, "reference": it.answer, "domain": it.domain}
         good.append({**base, "id": it.id, "system": "sanity:reference", "prediction": it.answer})
-        bad.append({**base, "id": it.id, "system": "sanity:shuffled", "prediction": other.answer, "answer_from": other.id})
+        bad.append({**base, "id": it.id, "system": "sanity:shuffled", "prediction": other.answer,
+                    "answer_from": other.id})
     return good, bad
 
 

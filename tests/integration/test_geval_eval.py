@@ -32,7 +32,8 @@ def tiny_eval_file(path: Path) -> Path:
 
 
 def eval_args(eval_file, out, *judge):
-    return ["evaluation.run", "--eval_file", str(eval_file), "--systems", "plain", "--sample", "3", "--max_new_tokens", "16",
+    return ["evaluation.run", "--eval_file", str(eval_file), "--systems", "plain", "--sample", "3",
+            "--max_new_tokens", "16",
             "--batch_size", "3", "--out_dir", str(out), "--judge.sanity", "6", *judge]
 
 

@@ -16,7 +16,8 @@ def parse(cls, argv, prefix="", base=None):
 
 
 def test_flags_override_preset_override_defaults():
-    cfg = parse(TrainConfig, ["--train.epochs", "3", "--train.train_limit", "none"], "train", {"epochs": 2, "batch_size": 16})
+    cfg = parse(TrainConfig, ["--train.epochs", "3", "--train.train_limit", "none"], "train",
+                {"epochs": 2, "batch_size": 16})
     assert cfg.epochs == 3 and cfg.batch_size == 16 and cfg.train_limit is None and cfg.weight_decay == 0.1
 
 
@@ -79,7 +80,8 @@ def test_broken_preset_names_the_file(tmp_path):
 
 @pytest.mark.parametrize(
     "module",
-    ["data.prepare", "training.run", "evaluation.run", "kg.build", "kg.stats", "kg.export", "kg.retrieve", "kg.view", "kg.server"],
+    ["data.prepare", "training.run", "evaluation.run", "kg.build", "kg.stats", "kg.export",
+     "kg.retrieve", "kg.view", "kg.server"],
 )
 def test_every_entry_point_prints_its_help(module, capsys):
     import importlib

@@ -51,7 +51,8 @@ def test_verdicts_need_both_separation_and_significance():
     assert s["separation"] == pytest.approx(MIN_SEPARATION) and s["verdict"] == "separates"
     # ties count against the judge: 20 wins, 2 losses, 8 ties is significant by the sign test, separation 0.67
     s = separation_stats(*pairs(20, 2, 8))
-    assert s["sign_test_p"] < 0.001 and s["separation"] == pytest.approx(20 / 30) and s["verdict"] == "does not separate"
+    assert s["sign_test_p"] < 0.001 and s["separation"] == pytest.approx(20 / 30)
+    assert s["verdict"] == "does not separate"
     # a weak judge over many pairs: p < 0.05 alone would pass it
     s = separation_stats(*pairs(120, 80))
     assert s["sign_test_p"] < 0.05 and s["verdict"] == "does not separate"
@@ -64,12 +65,14 @@ def test_too_few_scored_pairs_is_inconclusive_and_unscored_pairs_are_left_out():
     assert (s["n_planted"], s["n_pairs"], s["n_unscored"], s["wins"]) == (6, 4, 2, 4)
     assert s["verdict"] == "inconclusive" and "inconclusive" in verdict_warning("c", s, "j")
     s = separation_stats([None, None], [None, None])
-    assert s["n_pairs"] == 0 and s["separation"] is None and s["reference_mean"] is None and s["verdict"] == "inconclusive"
+    assert s["n_pairs"] == 0 and s["separation"] is None and s["reference_mean"] is None
+    assert s["verdict"] == "inconclusive"
     with pytest.raises(ValueError):
         separation_stats([1.0], [1.0, 2.0])
 
 
-ITEMS = [QAItem(f"{d}-{i}", d, f"Question {d} {i}?", f"Answer about {d} number {i}.") for d in ("cs", "stats", "ai") for i in range(4)]
+ITEMS = [QAItem(f"{d}-{i}", d, f"Question {d} {i}?",
+                f"Answer about {d} number {i}.") for d in ("cs", "stats", "ai") for i in range(4)]
 
 
 def test_planted_rows_pair_each_question_with_its_reference_and_another_answer():
@@ -195,7 +198,8 @@ def no_bertscore(monkeypatch):
 def run(judge, tmp_path, sanity=6, **kw):
     from evaluation.geval.runner import run_geval
 
-    jc = JudgeConfig(kind="local", prompts=["study_v2", "reference"], sanity=sanity, cache_dir=str(tmp_path / "cache"), **kw)
+    jc = JudgeConfig(kind="local", prompts=["study_v2", "reference"], sanity=sanity, cache_dir=str(tmp_path / "cache"),
+                     **kw)
     rows = system_rows()
     geval = run_geval(jc, judge, {"kind": "scripted"}, rows, ITEMS, tmp_path, progress=False)
     return geval, rows
@@ -216,12 +220,15 @@ def test_a_judge_that_separates_gets_scores_intervals_and_no_warning(tmp_path, n
     assert rows["finetuned"][0]["geval_study_v2_probability"] == 5  # per-item scores merged into the rows
     agree = geval["agreement"]["with_reference_metrics"]["study_v2/probability"]
     assert agree["rougeL"]["rho"] > 0.8 and agree["rougeL"]["n"] == 8
-    assert geval["agreement"]["between_contexts"]["study_v2/probability ~ reference/probability"]["rho"] == pytest.approx(1.0)
+    between = geval["agreement"]["between_contexts"]
+    assert between["study_v2/probability ~ reference/probability"]["rho"] == pytest.approx(1.0)
     total = geval["usage"]["total"]
-    assert total["n_items"] == 2 * 4 * 2 + 2 * 6 * 2 and total["n_asked"] == judge.asked and total["tokens"]["total"] == 11 * judge.asked
+    assert total["n_items"] == 2 * 4 * 2 + 2 * 6 * 2 and total["n_asked"] == judge.asked
+    assert total["tokens"]["total"] == 11 * judge.asked
     assert len((tmp_path / "geval_sanity.jsonl").read_text().splitlines()) == 12
     table = markdown_table(zero_metrics(), 4, geval) + geval_markdown(geval)
-    assert "G-Eval study_v2/probability |" in table and "| 5.000 |" in table and "†" not in table and "| separates |" in table
+    assert "G-Eval study_v2/probability |" in table and "| 5.000 |" in table and "†" not in table
+    assert "| separates |" in table
 
     again = ScriptedJudge(oracle)  # the same judgements again: all from the cache
     geval2, _ = run(again, tmp_path)
@@ -239,7 +246,8 @@ def test_a_judge_that_cannot_tell_is_flagged_next_to_its_scores(tmp_path, no_ber
     assert len(geval["warning"]) == 2 and all("does not separate good from bad answers" in w for w in geval["warning"])
     assert geval["agreement"]["with_reference_metrics"]["study_v2/probability"]["rougeL"]["rho"] is None  # constant
     table = markdown_table(zero_metrics(), 4, geval)
-    assert "G-Eval study_v2/probability † |" in table and "3.000†" in table and "† study_v2/probability: judge flat" in table
+    assert "G-Eval study_v2/probability † |" in table and "3.000†" in table
+    assert "† study_v2/probability: judge flat" in table
     assert "**Warning.** reference/probability: judge flat does not separate" in geval_markdown(geval)
     summary = {"config": {"systems": ["plain", "finetuned"]}, "metrics": {}, "geval": geval}
     page = render_page(summary, [r for rs in rows.values() for r in rs])
@@ -252,10 +260,12 @@ def test_an_endpoint_that_fails_costs_items_not_the_run(tmp_path, no_bertscore):
 
     geval, rows = run(ScriptedJudge(down), tmp_path)
     ctx = geval["study_v2/probability"]
-    assert ctx["plain"]["mean"] is None and ctx["plain"]["n_failed"] == 4 and ctx["plain"]["failures"][0]["error"] == "server_error"
+    assert ctx["plain"]["mean"] is None and ctx["plain"]["n_failed"] == 4
+    assert ctx["plain"]["failures"][0]["error"] == "server_error"
     assert ctx["verdict"] == "inconclusive" and "finetuned" in ctx and ctx["finetuned"]["vs_baseline"]["n"] == 0
     assert rows["plain"][0]["geval_study_v2_probability"] is None
-    assert any("inconclusive" in w for w in geval["warning"]) and any("judgements failed" in w for w in geval["warning"])
+    assert any("inconclusive" in w for w in geval["warning"])
+    assert any("judgements failed" in w for w in geval["warning"])
     # the endpoint is back: a rerun asks for everything that failed, and nothing else
     back = ScriptedJudge(oracle)
     geval2, _ = run(back, tmp_path)

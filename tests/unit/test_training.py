@@ -61,9 +61,11 @@ def test_interrupted_run_resumes_to_the_same_weights(tiny_model, tokenizer, item
                 raise Crash()
 
     with pytest.raises(Crash):
-        train_sft(lora(copy.deepcopy(tiny_model)), tokenizer, train, dev, cfg(cut_dir, epochs=2), cut_dir, [CrashAfterStep3()])
+        train_sft(lora(copy.deepcopy(tiny_model)), tokenizer, train, dev, cfg(cut_dir, epochs=2), cut_dir,
+                  [CrashAfterStep3()])
     assert [p.name for p in complete_checkpoints(cut_dir / "checkpoints")] == ["checkpoint-2"]
-    summary = train_sft(lora(copy.deepcopy(tiny_model)), tokenizer, train, dev, cfg(cut_dir, epochs=2, resume=True), cut_dir)
+    summary = train_sft(lora(copy.deepcopy(tiny_model)), tokenizer, train, dev, cfg(cut_dir, epochs=2, resume=True),
+                        cut_dir)
     assert summary["global_step"] == 8
     a = load_file(full_dir / "checkpoints" / "checkpoint-8" / "adapter_model.safetensors")
     b = load_file(cut_dir / "checkpoints" / "checkpoint-8" / "adapter_model.safetensors")
@@ -99,5 +101,6 @@ def test_dev_selection_that_falls_back_to_the_last_checkpoint_says_so(tmp_path, 
     (tmp_path / "dev_scores.json").unlink()
     with caplog.at_level("WARNING", logger="training.sft"):
         chosen = select_checkpoint(tmp_path, cfg)
-    assert chosen.name == "checkpoint-4" and (tmp_path / "adapter" / "adapter_model.safetensors").read_text() == "step 4"
+    assert chosen.name == "checkpoint-4"
+    assert (tmp_path / "adapter" / "adapter_model.safetensors").read_text() == "step 4"
     assert "dev selection (dev_rougeL) fell back to the last checkpoint, checkpoint-4" in caplog.text
