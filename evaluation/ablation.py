@@ -27,6 +27,7 @@ import numpy as np
 from evaluation.numbers import interval, number
 from evaluation.predictions import read_predictions
 from evaluation.scoring import PAIRED_METRICS
+from model.rundir import EVAL_DIR, METRICS, TRAIN_SUMMARY
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +78,7 @@ def read_cell(cell: dict) -> dict:
     row = {k: cell.get(k) for k in ("name", "mode", "system", "overrides", "status", "wall_seconds")}
     row["dir"] = str(d)
     row["overrides"] = row["overrides"] or {}
-    metrics = read_json(d / "eval" / "metrics.json")
+    metrics = read_json(d / EVAL_DIR / METRICS)
     error = d / ERROR_FILE
     row["error"] = error.read_text(errors="replace").strip().splitlines()[0] if error.exists() else None
     if row["status"] is None:
@@ -89,7 +90,7 @@ def read_cell(cell: dict) -> dict:
     row["trainable_params"] = params["trainable"] if params else None
     row["all_params"] = params["total"] if params else None
     row["trainable_percent"] = params["percent"] if params else None
-    train = read_json(d / "train_summary.json") or {}
+    train = read_json(d / TRAIN_SUMMARY) or {}
     row["train_seconds"] = train.get("train_seconds", 0.0 if cell.get("mode") == "plain" else None)
     row["train_steps"] = train.get("global_step")
     system_metrics = (metrics or {}).get("metrics", {}).get(cell["system"])
@@ -107,7 +108,7 @@ def item_scores(cell_dir: Path, system: str) -> dict[str, dict[str, float]]:
     """id -> per-item scores of the cell's system, from its eval/predictions.jsonl."""
     from evaluation.metrics import per_item_scores
 
-    rows = read_predictions(Path(cell_dir) / "eval" / "predictions.jsonl", system)
+    rows = read_predictions(Path(cell_dir) / EVAL_DIR / "predictions.jsonl", system)
     return {r["id"]: s for r, s in zip(rows, per_item_scores(rows))}
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from model.decoding import MAX_NEW_TOKENS
 from prompting.templates import PROMPT_STYLES
 
 SELECTIONS = ("dev_rougeL", "dev_loss", "last")
@@ -48,7 +49,7 @@ class TrainConfig:
     or "last"."""
     dev_limit: int = 50
     """Dev items generated at each checkpoint for selection."""
-    dev_max_new_tokens: int = 256
+    dev_max_new_tokens: int = MAX_NEW_TOKENS
     """Generation budget for dev answers during selection."""
     dev_batch_size: int = 8
     """Dev answers generated per batch during selection (independent of micro_batch_size)."""
