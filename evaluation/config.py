@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from evaluation.geval.judges import JudgeConfig
+from evaluation.geval.config import JudgeConfig
 from model.decoding import MAX_NEW_TOKENS, NO_REPEAT_NGRAM, GenerationSettings
 
 # the flat judge_* fields of EvalConfig before the judge became a nested JudgeConfig (saved runs still have them)

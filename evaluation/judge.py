@@ -19,7 +19,7 @@ NOT_HERE = ("kind", "sanity", "quantization")
 
 def build_parser() -> argparse.ArgumentParser:
     from data.cli import add_dataclass_args
-    from evaluation.geval.judges import JudgeConfig
+    from evaluation.geval.config import JudgeConfig
 
     parser = argparse.ArgumentParser(prog="python -m evaluation.judge", description=__doc__.splitlines()[0])
     parser.add_argument("--predictions", required=True,

@@ -6,7 +6,8 @@ prediction rows and an evaluation's "geval" section (runner), and the judge sani
 judges every system of an evaluation.
 """
 from evaluation.geval.cache import JudgeCache, cache_key, open_cache
-from evaluation.geval.judges import JudgeConfig, JudgeError, LazyLocalJudge, LocalJudge, OpenAIJudge, build_judge
+from evaluation.geval.config import JudgeConfig
+from evaluation.geval.judges import JudgeError, LazyLocalJudge, LocalJudge, OpenAIJudge, build_judge
 from evaluation.geval.prompts import METHODS, PROMPTS, Judgement, render
 from evaluation.geval.runner import judge_rows, run_geval, score_name
 

@@ -11,7 +11,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from evaluation.geval.cache import JudgeCache, cache_key, open_cache
-from evaluation.geval.judges import JudgeConfig, JudgeError, LocalJudge, OpenAIJudge, backoff_delay
+from evaluation.geval.config import JudgeConfig
+from evaluation.geval.judges import JudgeError, LocalJudge, OpenAIJudge, backoff_delay
 from evaluation.geval.prompts import probability_weighted, render
 from evaluation.geval.runner import judge_rows, score_name
 

@@ -7,7 +7,8 @@ import pytest
 
 from data.schema import QAItem
 from evaluation.config import EvalConfig
-from evaluation.geval.judges import JudgeConfig, JudgeError
+from evaluation.geval.config import JudgeConfig
+from evaluation.geval.judges import JudgeError
 from evaluation.geval.prompts import judgement_from_logprobs
 from evaluation.geval.sanity import (
     MIN_SEPARATION,
