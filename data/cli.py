@@ -62,17 +62,28 @@ def _converter(tp: Any, optional: bool):
     return convert
 
 
-def add_dataclass_args(parser: argparse.ArgumentParser, cls: type, prefix: str = "") -> None:
+def _nested(tp: Any) -> bool:
+    return isinstance(tp, type) and dataclasses.is_dataclass(tp)
+
+
+def add_dataclass_args(parser: argparse.ArgumentParser, cls: type, prefix: str = "",
+                       exclude: tuple[str, ...] = ()) -> None:
+    """One flag per field of `cls`; a field that is itself a dataclass becomes a group of flags named
+    `--<prefix>.<field>.<name>` (EvalConfig's judge: `--judge.model`). `exclude` leaves fields out."""
     hints = typing.get_type_hints(cls)
     docs = field_docs(cls)
     group = parser.add_argument_group(prefix or cls.__name__)
     for f in dataclasses.fields(cls):
-        if not f.init:
+        if not f.init or f.name in exclude:
             continue
-        flag = f"--{prefix + '.' if prefix else ''}{f.name}"
+        dest = f"{prefix}.{f.name}" if prefix else f.name
         tp, optional = _base_type(hints[f.name])
+        if _nested(tp):
+            add_dataclass_args(parser, tp, dest)
+            continue
+        flag = f"--{dest}"
         origin = typing.get_origin(tp)
-        kwargs: dict[str, Any] = {"default": argparse.SUPPRESS, "dest": f"{prefix}.{f.name}" if prefix else f.name}
+        kwargs: dict[str, Any] = {"default": argparse.SUPPRESS, "dest": dest}
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
         # argparse treats "%" as a format character in help texts
         kwargs["help"] = f"{docs.get(f.name, '')} (default: {default!r})".strip().replace("%", "%%")
@@ -90,6 +101,37 @@ def add_dataclass_args(parser: argparse.ArgumentParser, cls: type, prefix: str =
         group.add_argument(flag, **kwargs)
 
 
+_TYPE_NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+
+
+def _type_problem(tp: Any, optional: bool, value: Any) -> str | None:
+    """Why `value` (from a YAML preset or a saved config) does not fit a field of type `tp`, or None."""
+    if value is None:
+        return None if optional else "must not be null"
+    origin = typing.get_origin(tp)
+    if origin is list:
+        (inner,) = typing.get_args(tp)
+        if isinstance(value, str) and inner is str:
+            return None  # "a,b" is a list written on one line; split later
+        if not isinstance(value, list):
+            return f"must be a list, got {value!r}"
+        bad = [v for v in value if _type_problem(inner, False, v)]
+        return f"must be a list of {_TYPE_NAMES.get(inner, inner)} values, got {bad[0]!r} in it" if bad else None
+    if origin is dict:
+        return None if isinstance(value, dict) else f"must be a mapping, got {value!r}"
+    if tp is bool:
+        ok = isinstance(value, bool)
+    elif tp is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif tp is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    elif tp is str:
+        ok = isinstance(value, str)
+    else:
+        return None
+    return None if ok else f"must be {_TYPE_NAMES[tp]}, got {value!r} ({type(value).__name__})"
+
+
 def _coerce(cls: type, name: str, value: Any) -> Any:
     tp, _ = _base_type(typing.get_type_hints(cls)[name])
     if typing.get_origin(tp) is dict and isinstance(value, list):
@@ -100,23 +142,45 @@ def _coerce(cls: type, name: str, value: Any) -> Any:
                 raise ValueError(f"--{name} expects KEY=VALUE pairs, got {pair!r}")
             out[key] = val
         return out
-    if typing.get_origin(tp) is list and isinstance(value, list) and typing.get_args(tp) == (str,):
-        # `--systems plain,finetuned` and `--systems plain finetuned` mean the same
+    if typing.get_origin(tp) is list and isinstance(value, (list, str)) and typing.get_args(tp) == (str,):
+        # `--systems plain,finetuned` and `--systems plain finetuned` mean the same (and "a,b" in a preset)
+        value = [value] if isinstance(value, str) else value
         return [part.strip() for v in value for part in str(v).split(",") if part.strip()]
     return value
 
 
-def dataclass_from_args(cls: type, args: argparse.Namespace, prefix: str = "", base: dict | None = None):
-    """Build `cls` from a preset section (`base`) overridden by the flags that were given."""
+def dataclass_from_args(cls: type, args: argparse.Namespace | None = None, prefix: str = "", base: dict | None = None,
+                        where: str = ""):
+    """Build `cls` from a preset section (`base`) overridden by the flags that were given. Preset values are
+    checked against the field types first (every problem at once); `where` names the section in messages."""
+    hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls) if f.init}
-    values = dict(base or {})
+    where = where or prefix or cls.__name__
+    values = dict(dataclasses.asdict(base) if dataclasses.is_dataclass(base) else base or {})
     unknown = sorted(set(values) - names)
     if unknown:
-        raise ValueError(f"unknown {cls.__name__} key(s) in preset: {', '.join(unknown)}; valid keys: {', '.join(sorted(names))}")
-    for key, value in vars(args).items():
+        raise ValueError(f"unknown {cls.__name__} key(s) in {where}: {', '.join(unknown)}; valid keys: "
+                         f"{', '.join(sorted(names))}")
+    problems = []
+    for name, value in values.items():
+        tp, optional = _base_type(hints[name])
+        if not _nested(tp):
+            why = _type_problem(tp, optional, value)
+            if why:
+                problems.append(f"{where}.{name} {why}")
+        elif value is not None and not isinstance(value, (dict, tp)):
+            problems.append(f"{where}.{name} must be a mapping of {tp.__name__} fields, got {value!r}")
+    if problems:
+        raise ValueError(f"invalid {cls.__name__} value(s):\n  - " + "\n  - ".join(problems))
+    for key, value in vars(args or argparse.Namespace()).items():
         section, _, name = key.rpartition(".")
         if section == prefix and name in names:
             values[name] = value
+    for f in dataclasses.fields(cls):
+        tp, _ = _base_type(hints[f.name])
+        if f.init and _nested(tp):
+            sub_prefix = f"{prefix}.{f.name}" if prefix else f.name
+            values[f.name] = dataclass_from_args(tp, args, sub_prefix, values.get(f.name), f"{where}.{f.name}")
     return cls(**{k: _coerce(cls, k, v) for k, v in values.items()})
 
 

@@ -27,7 +27,8 @@ def atomic_write(path: str | Path, mode: str = "w", encoding: str | None = "utf-
     path = Path(path)
     tmp = temp_path(path)
     try:
-        with open(tmp, mode, encoding=None if "b" in mode else encoding, newline=None if "b" in mode else newline) as fh:
+        binary = "b" in mode
+        with open(tmp, mode, encoding=None if binary else encoding, newline=None if binary else newline) as fh:
             yield fh
         os.replace(tmp, path)
     except BaseException:

@@ -24,6 +24,11 @@ from pathlib import Path
 
 import numpy as np
 
+from evaluation.numbers import interval, number
+from evaluation.predictions import read_predictions
+from evaluation.scoring import PAIRED_METRICS
+from model.rundir import EVAL_DIR, METRICS, TRAIN_SUMMARY
+
 log = logging.getLogger(__name__)
 
 STDOUT_LOG = "ablate_stdout.log"
@@ -32,7 +37,6 @@ ERROR_FILE = "ablate_error.txt"
 # the first line of model.load.trainable_report, at the start of a line (the 7B estimate line also says
 # "trainable params:" but in the middle of a sentence)
 TRAINABLE_RE = re.compile(r"^trainable params: (\d+) \|\| all params: (\d+) \|\| trainable%: ([0-9.eE+-]+)", re.M)
-PAIRED_METRICS = ("rouge1", "rouge2", "rougeL", "bleu1", "bleu4", "meteor", "bertscore_f1")
 # (column, metrics.json group, key): the scores a summary row carries for its system
 SCORE_COLUMNS = (
     ("rouge1", "rouge", "rouge1"), ("rouge2", "rouge", "rouge2"), ("rougeL", "rouge", "rougeL"),
@@ -57,20 +61,6 @@ def read_json(path: Path) -> dict | None:
         return None
 
 
-def read_predictions(path: Path, system: str) -> list[dict]:
-    rows = []
-    if not path.exists():
-        return rows
-    with open(path, encoding="utf-8") as fh:
-        for line in fh:
-            line = line.strip()
-            if line:
-                row = json.loads(line)
-                if row.get("system") == system:
-                    rows.append(row)
-    return rows
-
-
 def mean_interval(values: list[float], n_boot: int = 2000, seed: int = 0, alpha: float = 0.05) -> tuple[float, float]:
     """Percentile bootstrap interval of a mean over items (seeded, like the paired comparisons)."""
     x = np.asarray(values, dtype=np.float64)
@@ -88,7 +78,7 @@ def read_cell(cell: dict) -> dict:
     row = {k: cell.get(k) for k in ("name", "mode", "system", "overrides", "status", "wall_seconds")}
     row["dir"] = str(d)
     row["overrides"] = row["overrides"] or {}
-    metrics = read_json(d / "eval" / "metrics.json")
+    metrics = read_json(d / EVAL_DIR / METRICS)
     error = d / ERROR_FILE
     row["error"] = error.read_text(errors="replace").strip().splitlines()[0] if error.exists() else None
     if row["status"] is None:
@@ -100,7 +90,7 @@ def read_cell(cell: dict) -> dict:
     row["trainable_params"] = params["trainable"] if params else None
     row["all_params"] = params["total"] if params else None
     row["trainable_percent"] = params["percent"] if params else None
-    train = read_json(d / "train_summary.json") or {}
+    train = read_json(d / TRAIN_SUMMARY) or {}
     row["train_seconds"] = train.get("train_seconds", 0.0 if cell.get("mode") == "plain" else None)
     row["train_steps"] = train.get("global_step")
     system_metrics = (metrics or {}).get("metrics", {}).get(cell["system"])
@@ -118,7 +108,7 @@ def item_scores(cell_dir: Path, system: str) -> dict[str, dict[str, float]]:
     """id -> per-item scores of the cell's system, from its eval/predictions.jsonl."""
     from evaluation.metrics import per_item_scores
 
-    rows = read_predictions(Path(cell_dir) / "eval" / "predictions.jsonl", system)
+    rows = read_predictions(Path(cell_dir) / EVAL_DIR / "predictions.jsonl", system)
     return {r["id"]: s for r, s in zip(rows, per_item_scores(rows))}
 
 
@@ -146,7 +136,8 @@ def build_summary(cells: list[dict], reference: str = "lora", meta: dict | None 
     if ref_row is None:
         notes.append(f"no finished reference cell {reference!r}: no paired differences")
     for r in rows:
-        r["rougeL_ci"] = list(mean_interval([s["rougeL"] for s in scores[r["name"]].values()])) if r["name"] in scores else None
+        mine = scores.get(r["name"])
+        r["rougeL_ci"] = list(mean_interval([s["rougeL"] for s in mine.values()])) if mine is not None else None
         r["vs_reference"] = None
         if r["name"] not in scores or ref_scores is None or r["name"] == reference:
             continue
@@ -156,16 +147,10 @@ def build_summary(cells: list[dict], reference: str = "lora", meta: dict | None 
                          "so no paired difference")
             continue
         ids = list(ref_scores)
-        r["vs_reference"] = {m: paired_bootstrap([ref_scores[i][m] for i in ids], [mine[i][m] for i in ids]) for m in PAIRED_METRICS}
-    return {"reference": reference, "paired_metrics": list(PAIRED_METRICS), "cells": rows, "notes": notes, **(meta or {})}
-
-
-def _f(v, digits: int = 4) -> str:
-    if v is None:
-        return "–"
-    if isinstance(v, float):
-        return f"{v:.{digits}f}" if abs(v) < 10 else f"{v:.0f}"
-    return str(v)
+        r["vs_reference"] = {m: paired_bootstrap([ref_scores[i][m] for i in ids], [mine[i][m] for i in ids])
+                             for m in PAIRED_METRICS}
+    return {"reference": reference, "paired_metrics": list(PAIRED_METRICS), "cells": rows, "notes": notes,
+            **(meta or {})}
 
 
 def overrides_text(overrides: dict) -> str:
@@ -179,7 +164,7 @@ def diff_text(row: dict, metric: str) -> str:
     c = (row.get("vs_reference") or {}).get(metric)
     if not c:
         return "–"
-    return f"{c['diff']:+.4f} [{c['ci_low']:+.4f}, {c['ci_high']:+.4f}]"
+    return f"{number(c['diff'], sign=True)} {interval(c['ci_low'], c['ci_high'])}"
 
 
 MD_HEADER = ["cell", "mode", "overrides", "trainable params", "train s", "ROUGE-1", "ROUGE-2", "ROUGE-L", "BLEU",
@@ -191,7 +176,8 @@ def markdown(summary: dict) -> str:
     header = MD_HEADER + [f"ΔROUGE-L vs {ref} [95% CI]", f"ΔBERTScore vs {ref} [95% CI]"]
     lines = [f"# Ablation grid: {summary.get('grid', '?')}", ""]
     if summary.get("preset"):
-        lines += [f"Preset `{summary['preset']}`; fixed overrides: {overrides_text(summary.get('fixed_overrides') or {})}. "
+        lines += [f"Preset `{summary['preset']}`; fixed overrides: "
+                  f"{overrides_text(summary.get('fixed_overrides') or {})}. "
                   f"Every cell evaluated with the same settings: {overrides_text(summary.get('eval') or {})}.", ""]
     lines += ["Scores of each cell's own system on its eval items (ROUGE F1, corpus BLEU-4, METEOR, BERTScore F1; "
               "follow-up and hit limit: share of answers). Δ: paired difference from the reference cell on the same "
@@ -200,13 +186,16 @@ def markdown(summary: dict) -> str:
     for r in summary["cells"]:
         status = "" if r["status"] in ("done", "trained", "resumed") else f" ({r['status']})"
         cells = [r["name"] + status, r["mode"] or "–", overrides_text(r["overrides"]).replace("|", "\\|"),
-                 f"{r['trainable_params']:,}" if r["trainable_params"] is not None else "–", _f(r["train_seconds"], 0)]
-        cells += [_f(r[c]) for c in ("rouge1", "rouge2", "rougeL", "bleu", "meteor", "bertscore_f1", "follow_up_rate", "hit_limit_rate")]
+                 f"{r['trainable_params']:,}" if r["trainable_params"] is not None else "–",
+                 number(r["train_seconds"], 0, 0)]
+        cells += [number(r[c]) for c in ("rouge1", "rouge2", "rougeL", "bleu", "meteor", "bertscore_f1",
+                                         "follow_up_rate", "hit_limit_rate")]
         cells += [diff_text(r, "rougeL"), diff_text(r, "bertscore_f1")]
         lines.append("| " + " | ".join(cells) + " |")
     failed = [r for r in summary["cells"] if r["error"]]
     if failed:
-        lines += ["", "Failed or incomplete cells:", ""] + [f"- {r['name']}: {r['error']} ({r['dir']}/{ERROR_FILE})" for r in failed]
+        lines += ["", "Failed or incomplete cells:", ""]
+        lines += [f"- {r['name']}: {r['error']} ({r['dir']}/{ERROR_FILE})" for r in failed]
     if summary["notes"]:
         lines += ["", *(f"Note: {n}" for n in summary["notes"])]
     return "\n".join(lines) + "\n"
@@ -227,7 +216,8 @@ def to_csv(summary: dict) -> str:
         out["overrides"] = overrides_text(r["overrides"])
         out["rougeL_ci_low"], out["rougeL_ci_high"] = r["rougeL_ci"] or (None, None)
         for m, c in (r["vs_reference"] or {}).items():
-            out.update({f"d_{m}": c["diff"], f"d_{m}_ci_low": c["ci_low"], f"d_{m}_ci_high": c["ci_high"], f"d_{m}_p": c["p_value"]})
+            out.update({f"d_{m}": c["diff"], f"d_{m}_ci_low": c["ci_low"],
+                        f"d_{m}_ci_high": c["ci_high"], f"d_{m}_p": c["p_value"]})
         writer.writerow(out)
     return buf.getvalue()
 
@@ -250,14 +240,17 @@ def dot_whisker_chart(rows: list[tuple[str, float, float, float, str]], title: s
             f'<text x="{sx(hi):.1f}" y="{height - 4}" text-anchor="end">{hi:.3f}</text>']
     if line_at is not None:
         x = sx(line_at)
-        body += [f'<line x1="{x:.1f}" y1="{top - 6}" x2="{x:.1f}" y2="{height - 18}" stroke="#888" stroke-dasharray="3,3"/>',
+        body += [f'<line x1="{x:.1f}" y1="{top - 6}" x2="{x:.1f}" y2="{height - 18}" stroke="#888" '
+                 'stroke-dasharray="3,3"/>',
                  f'<text x="{x:.1f}" y="{top - 10}" text-anchor="middle" fill="#666">{escape(line_label)}</text>']
     for i, (label, value, c_lo, c_hi, tone) in enumerate(rows):
         y = top + i * row_h + row_h / 2
         text = f"{value:+.3f} [{c_lo:+.3f}, {c_hi:+.3f}]" if line_at == 0 else f"{value:.3f} [{c_lo:.3f}, {c_hi:.3f}]"
         body += [f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">{escape(short(label, 20))}</text>',
-                 f'<line x1="{sx(c_lo):.1f}" y1="{y:.1f}" x2="{sx(c_hi):.1f}" y2="{y:.1f}" stroke="{tone}" stroke-width="2"/>',
-                 f'<circle cx="{sx(value):.1f}" cy="{y:.1f}" r="4" fill="{tone}"><title>{escape(f"{label}: {text}")}</title></circle>',
+                 f'<line x1="{sx(c_lo):.1f}" y1="{y:.1f}" x2="{sx(c_hi):.1f}" y2="{y:.1f}" stroke="{tone}" '
+                 'stroke-width="2"/>',
+                 f'<circle cx="{sx(value):.1f}" cy="{y:.1f}" r="4" '
+                 f'fill="{tone}"><title>{escape(f"{label}: {text}")}</title></circle>',
                  f'<text x="{width - right + 8}" y="{y + 4:.1f}" text-anchor="start">{escape(text)}</text>']
     return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
             f'role="img" aria-label="{escape(title)}" {FONT}><title>{escape(title)}</title>' + "".join(body) + "</svg>")
@@ -297,16 +290,20 @@ def html(summary: dict) -> str:
     for r in summary["cells"]:
         status = "" if r["status"] in ("done", "trained", "resumed") else f" ({r['status']})"
         cells = [escape(r["name"] + status), fmt(r["mode"]), escape(overrides_text(r["overrides"])),
-                 f"{r['trainable_params']:,}" if r["trainable_params"] is not None else "–", escape(_f(r["train_seconds"], 0))]
-        cells += [fmt(r[c]) for c in ("rouge1", "rouge2", "rougeL", "bleu", "meteor", "bertscore_f1", "follow_up_rate", "hit_limit_rate")]
+                 f"{r['trainable_params']:,}" if r["trainable_params"] is not None else "–",
+                 escape(number(r["train_seconds"], 0, 0))]
+        cells += [fmt(r[c]) for c in ("rouge1", "rouge2", "rougeL", "bleu", "meteor", "bertscore_f1",
+                                      "follow_up_rate", "hit_limit_rate")]
         cells += [escape(diff_text(r, "rougeL")), escape(diff_text(r, "bertscore_f1"))]
         body_rows.append(cells)
-    parts = [f"<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Ablation {escape(str(summary.get('grid', '')))}</title>",
+    parts = ["<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Ablation "
+             f"{escape(str(summary.get('grid', '')))}</title>",
              f"<style>{CSS}</style></head><body>",
              f"<h1>Ablation grid: {escape(str(summary.get('grid', '?')))}</h1>",
              f"<p class=\"muted\">Preset {escape(str(summary.get('preset', '?')))}; fixed overrides: "
              f"{escape(overrides_text(summary.get('fixed_overrides') or {}))}; evaluation for every cell: "
-             f"{escape(overrides_text(summary.get('eval') or {}))}. Reference cell for paired differences: {escape(ref)}.</p>",
+             f"{escape(overrides_text(summary.get('eval') or {}))}. Reference cell for paired differences: "
+             f"{escape(ref)}.</p>",
              "<h2>Scores</h2>", table(header, body_rows),
              "<h2>ROUGE-L per cell</h2><div class=\"plots\">", rouge_l_chart(summary["cells"], ref)]
     diff_svg = difference_chart(summary["cells"], ref)
@@ -316,7 +313,8 @@ def html(summary: dict) -> str:
     failed = [r for r in summary["cells"] if r["error"]]
     if failed:
         parts.append("<h2>Failed or incomplete cells</h2><ul>" + "".join(
-            f"<li>{escape(r['name'])}: {escape(r['error'])} <span class=\"muted\">({escape(r['dir'])}/{ERROR_FILE})</span></li>"
+            f"<li>{escape(r['name'])}: {escape(r['error'])} <span "
+            f"class=\"muted\">({escape(r['dir'])}/{ERROR_FILE})</span></li>"
             for r in failed) + "</ul>")
     if summary["notes"]:
         parts.append("".join(f'<p class="warn">{escape(n)}</p>' for n in summary["notes"]))

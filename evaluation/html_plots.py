@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 from html import escape
 
+from evaluation.numbers import number
+
 PALETTE = ("#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#b279a2", "#eeca3b", "#9d755d")
 FONT = 'font-family="system-ui,sans-serif" font-size="11"'
 CHAR_WIDTH = 6.6  # a generous average advance of an 11 px sans-serif glyph: margins sized from text never cut it
@@ -33,7 +35,7 @@ def _text(x: float, y: float, s: str, anchor: str = "middle", extra: str = "") -
 
 
 def _fmt(v: float) -> str:
-    return f"{v:.3f}" if abs(v) < 10 else f"{v:.1f}"
+    return number(float(v), 3)
 
 
 def bar_chart(labels: list[str], values: list[float], title: str, width: int = 230, height: int = 170) -> str:
@@ -71,19 +73,23 @@ def interval_chart(rows: list[tuple[str, float, float, float, float]], title: st
     lo, hi = lo - pad, hi + pad
     sx = lambda v: left + (v - lo) / (hi - lo) * plot_width  # noqa: E731
     body = [_text(width / 2, 14, title, extra=' font-weight="600"'),
-            f'<line x1="{sx(0):.1f}" y1="{top - 6}" x2="{sx(0):.1f}" y2="{height - 14}" stroke="#888" stroke-dasharray="3,3"/>',
+            f'<line x1="{sx(0):.1f}" y1="{top - 6}" x2="{sx(0):.1f}" y2="{height - 14}" stroke="#888" '
+            'stroke-dasharray="3,3"/>',
             _text(sx(lo), height - 2, _fmt(lo), "start"), _text(sx(hi), height - 2, _fmt(hi), "end")]
     for i, ((label, diff, c_lo, c_hi, p), note) in enumerate(zip(rows, notes)):
         y = top + i * row_h + row_h / 2
         tone = "#2e7d32" if c_lo > 0 else "#c62828" if c_hi < 0 else "#666"
         body += [_text(left - 6, y + 4, label, "end"),
-                 f'<line x1="{sx(c_lo):.1f}" y1="{y:.1f}" x2="{sx(c_hi):.1f}" y2="{y:.1f}" stroke="{tone}" stroke-width="2"/>',
-                 f'<circle cx="{sx(diff):.1f}" cy="{y:.1f}" r="4" fill="{tone}"><title>{escape(label)}</title></circle>',
+                 f'<line x1="{sx(c_lo):.1f}" y1="{y:.1f}" x2="{sx(c_hi):.1f}" y2="{y:.1f}" stroke="{tone}" '
+                 'stroke-width="2"/>',
+                 f'<circle cx="{sx(diff):.1f}" cy="{y:.1f}" r="4" fill="{tone}">'
+                 f'<title>{escape(label)}</title></circle>',
                  _text(left + plot_width + 6, y + 4, note, "start")]
     return _svg(width, height, body, title)
 
 
-def histogram(values: list[float], title: str, bins: int = 10, lo: float = 0.0, hi: float = 1.0, y_max: int | None = None,
+def histogram(values: list[float], title: str, bins: int = 10, lo: float = 0.0, hi: float = 1.0,
+              y_max: int | None = None,
               fill: str = PALETTE[0], width: int = 260, height: int = 160) -> str:
     """Counts of values in equal bins over [lo, hi] (values outside are clipped to the end bins)."""
     counts = histogram_counts(values, bins, lo, hi)
@@ -97,7 +103,8 @@ def histogram(values: list[float], title: str, bins: int = 10, lo: float = 0.0, 
     for i, c in enumerate(counts):
         h = c / y_max * (height - top - bottom)
         a, b = lo + i * (hi - lo) / bins, lo + (i + 1) * (hi - lo) / bins
-        body.append(f'<rect x="{left + i * bw + 1:.1f}" y="{height - bottom - h:.1f}" width="{bw - 2:.1f}" height="{h:.1f}" '
+        body.append(f'<rect x="{left + i * bw + 1:.1f}" y="{height - bottom - h:.1f}" width="{bw - 2:.1f}" '
+                    f'height="{h:.1f}" '
                     f'fill="{fill}"><title>{escape(f"{a:.2f}-{b:.2f}: {c}")}</title></rect>')
     return _svg(width, height, body, title)
 
@@ -148,7 +155,8 @@ def subgraph_svg(subgraph: dict, max_nodes: int = 30, width: int = 440, height: 
     inner = [p for p in kept if is_seed(p[1])]
     outer = [p for p in kept if not is_seed(p[1])]
     cx, cy, pos = width / 2, height / 2 + 6, {}
-    for ring, radius in ((inner, 0 if len(inner) == 1 else min(width, height) * 0.16), (outer, min(width, height) * 0.38)):
+    for ring, radius in ((inner, 0 if len(inner) == 1 else min(width, height) * 0.16),
+                         (outer, min(width, height) * 0.38)):
         for k, (idx, _) in enumerate(ring):
             a = 2 * math.pi * k / max(len(ring), 1) - math.pi / 2
             pos[idx] = (cx + radius * 1.35 * math.cos(a), cy + radius * math.sin(a))
@@ -156,7 +164,8 @@ def subgraph_svg(subgraph: dict, max_nodes: int = 30, width: int = 440, height: 
     edges = [e for e in subgraph.get("edges") or [] if e.get("head") in pos and e.get("tail") in pos]
     for e in edges:
         (x1, y1), (x2, y2) = pos[e["head"]], pos[e["tail"]]
-        qx, qy = (x1 + x2) / 2 + (y1 - y2) * 0.2, (y1 + y2) / 2 + (x2 - x1) * 0.2  # bent, so edges through the centre part
+        # bent, so edges through the centre part
+        qx, qy = (x1 + x2) / 2 + (y1 - y2) * 0.2, (y1 + y2) / 2 + (x2 - x1) * 0.2
         tip = e.get("text") or f'{e["head"]} {e.get("relation", "")} {e["tail"]}'
         body.append(f'<path d="M{x1:.1f},{y1:.1f} Q{qx:.1f},{qy:.1f} {x2:.1f},{y2:.1f}" fill="none" stroke="#999">'
                     f"<title>{escape(str(tip))}</title></path>")

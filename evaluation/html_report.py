@@ -16,6 +16,8 @@ from html import escape
 from pathlib import Path
 
 from evaluation import html_plots as plots
+from evaluation.numbers import interval, number
+from evaluation.predictions import read_predictions
 from evaluation.report import DEGENERATION_COLUMNS, STUDY_COLUMNS
 
 log = logging.getLogger(__name__)
@@ -41,16 +43,8 @@ apply();})();"""
 
 
 def fmt(v) -> str:
-    """A cell: numbers to 4 decimals (1 above 10), booleans as yes/no, anything else escaped text."""
-    if v is None:
-        return "–"
-    if isinstance(v, bool):
-        return "yes" if v else "no"
-    if isinstance(v, int):
-        return str(v)
-    if isinstance(v, float):
-        return f"{v:.4f}" if abs(v) < 10 else f"{v:.1f}"
-    return escape(str(v))
+    """A table cell as HTML: evaluation.numbers.number, escaped."""
+    return escape(number(v))
 
 
 def table(header: list[str], rows: list[list[str]], titles: list[str] | None = None) -> str:
@@ -59,20 +53,6 @@ def table(header: list[str], rows: list[list[str]], titles: list[str] | None = N
                  for h, t in zip(header, titles or [""] * len(header)))
     trs = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows)
     return f"<table><tr>{th}</tr>{trs}</table>"
-
-
-def read_predictions(path: Path) -> list[dict]:
-    rows = []
-    if not path.exists():
-        log.warning("%s does not exist; the report has no per-item sections", path)
-        return rows
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if line.strip():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                log.warning("%s:%d: unreadable prediction row skipped", path, lineno)
-    return rows
 
 
 def system_order(summary: dict, rows: list[dict]) -> list[str]:
@@ -163,7 +143,8 @@ def section_metrics(summary: dict, systems: list[str], geval_rows, geval_warning
     value = lambda s, g, k: ((metrics.get(s) or {}).get(g) or {}).get(k)  # noqa: E731
     # metrics a later version adds (not degeneration: its own section has all of it) get a column too
     extra = sorted({(g, k) for s in systems for g, d in (metrics.get(s) or {}).items() if isinstance(d, dict)
-                    for k, v in d.items() if (g, k) not in known and g != "degeneration" and isinstance(v, (int, float))})
+                    for k, v in d.items()
+                    if (g, k) not in known and g != "degeneration" and isinstance(v, (int, float))})
     cols = [c for c in STUDY_COLUMNS + [(f"{g}.{k}", g, k) for g, k in extra] + DEGENERATION_COLUMNS
             if any(isinstance(value(s, c[1], c[2]), (int, float)) for s in systems)]
     contexts = list(dict.fromkeys(ctx for ctx, _, f in geval_rows if geval_score(f) is not None))
@@ -185,7 +166,8 @@ def section_metrics(summary: dict, systems: list[str], geval_rows, geval_warning
     notes += "".join(f'<div class="warn">{escape(str(n))}</div>' for n in summary.get("notes") or [])
     vers = "".join(f"<li><b>{escape(k)}</b>: <code>{escape(str(v))}</code></li>" for k, v in versions.items())
     return ('<section id="metrics"><h2>Scores</h2><p class="muted">ROUGE: F1 (rouge-score, stemmed). BLEU-n: sentence '
-            "BLEU on n-grams of order n, averaged; BLEU: corpus BLEU-4 (nltk, smoothing method 1). Degeneration: answers "
+            "BLEU on n-grams of order n, averaged; BLEU: corpus BLEU-4 (nltk, smoothing method 1). Degeneration: "
+            "answers "
             "that invented a follow-up question (count), share cut at the token limit, share of repeated 4-grams, mean "
             "words. Hover a column for its metric version.</p>" + table(header, body, titles) + notes +
             f"<h3>Metric versions</h3><ul>{vers}</ul></section>")
@@ -215,13 +197,15 @@ def section_intervals(summary: dict, systems: list[str], baseline: str | None) -
                for name, per in comps.items() if m in per]
         charts.append('<div class="pair">' + plots.bar_chart(order, [means[s] for s in order], f"{m}: mean per system")
                       + plots.interval_chart(ivs, f"{m}: difference (vs {baseline} unless named), 95% CI") + "</div>")
-        rows += [[escape(name), escape(m), fmt(c["mean_a"]), fmt(c["mean_b"]), f'{c["diff"]:+.4f}',
-                  f'[{c["ci_low"]:+.4f}, {c["ci_high"]:+.4f}]', fmt(c["p_value"]), fmt(c.get("n"))]
+        rows += [[escape(name), escape(m), fmt(c["mean_a"]), fmt(c["mean_b"]), number(c["diff"], sign=True),
+                  interval(c["ci_low"], c["ci_high"]), fmt(c["p_value"]), fmt(c.get("n"))]
                  for name, per in comps.items() for mm, c in per.items() if mm == m]
-    return ('<section id="intervals"><h2>Differences from the baseline</h2><p class="muted">Paired over the same items: '
+    return ('<section id="intervals"><h2>Differences from the baseline</h2><p class="muted">Paired over the same '
+            'items: '
             "percentile bootstrap 95% interval of the mean difference, two-sided sign-flip p.</p>"
             f'<div class="plots">{"".join(charts)}</div>'
-            + table(["comparison", "metric", "baseline", "system", "difference", "95% CI", "p", "n"], rows) + "</section>")
+            + table(["comparison", "metric", "baseline", "system", "difference", "95% CI", "p", "n"], rows)
+            + "</section>")
 
 
 def per_item_rouge_l(row: dict) -> float:
@@ -236,7 +220,8 @@ def per_item_rouge_l(row: dict) -> float:
 def section_histograms(by_system: dict[str, list[dict]], systems: list[str], rouge_l: dict[int, float]) -> str:
     values = {s: [rouge_l[id(r)] for r in by_system.get(s, []) if id(r) in rouge_l] for s in systems}
     y_max = max([max(plots.histogram_counts(v, 20, 0.0, 1.0)) for v in values.values() if v] + [1])
-    charts = [plots.histogram(v, f"{s}: n={len(v)}, mean {sum(v) / len(v):.3f}", bins=20, y_max=y_max, fill=plots.colour(i))
+    charts = [plots.histogram(v, f"{s}: n={len(v)}, mean {sum(v) / len(v):.3f}", bins=20, y_max=y_max,
+                              fill=plots.colour(i))
               for i, (s, v) in enumerate(values.items()) if v]
     return ('<section id="histograms"><h2>Per-item ROUGE-L</h2><p class="muted">Bins of 0.05 over [0, 1]; '
             'the same count axis for every system.</p><div class="plots">' + "".join(charts) + "</div></section>")
@@ -252,7 +237,8 @@ def section_domains(summary: dict, systems: list[str], rows: list[dict]) -> str:
     cols = [c for c in STUDY_COLUMNS if any(value(s, d, c[1], c[2]) is not None for s in systems for d in domains)]
     body = [[escape(d), escape(s), fmt(n.get((s, d)))] + [fmt(value(s, d, g, k)) for _, g, k in cols]
             for d in domains for s in systems if d in (by_domain.get(s) or {})]
-    chart = plots.grouped_bars(domains, systems, {(d, s): value(s, d, "rouge", "rougeL") for d in domains for s in systems},
+    chart = plots.grouped_bars(domains, systems,
+                               {(d, s): value(s, d, "rouge", "rougeL") for d in domains for s in systems},
                                "ROUGE-L by domain")
     head = ["domain", "system", "items"] + [c[0] for c in cols]
     return '<section id="domains"><h2>Per domain</h2>' + chart + table(head, body) + "</section>"
@@ -263,7 +249,8 @@ def section_degeneration(summary: dict, systems: list[str], by_system: dict[str,
     deg = {s: (metrics.get(s) or {}).get("degeneration") or {} for s in systems}
     reasons = sorted({str(r.get("stop_reason")) for s in systems for r in by_system.get(s, [])})
     stops = {s: Counter(str(r.get("stop_reason")) for r in by_system.get(s, [])) for s in systems}
-    rates = [("follow-up questions", "follow_up_rate"), ("hit limit", "hit_limit_rate"), ("repeated 4-grams", "repeat4")]
+    rates = [("follow-up questions", "follow_up_rate"), ("hit limit", "hit_limit_rate"),
+             ("repeated 4-grams", "repeat4")]
     chart = plots.grouped_bars([r[0] for r in rates], systems,
                                {(lab, s): deg[s].get(k) for lab, k in rates for s in systems},
                                "degeneration (share of answers / of 4-grams)")
@@ -329,12 +316,14 @@ def section_browser(rows: list[dict], systems: list[str], rouge_l: dict[int, flo
            'placeholder="filter: words in question, reference or answers"> <select id="domain-filter">'
            f'<option value="">all domains</option>{options}</select> <span id="shown" class="muted"></span></p>']
     if geval_warnings:
-        out.append('<div class="warn">† G-Eval scores in the answers below: see the warnings in the G-Eval section.</div>')
+        out.append('<div class="warn">† G-Eval scores in the answers below: see the warnings in the G-Eval '
+                   'section.</div>')
     rank = {s: i for i, s in enumerate(systems)}
     for item_id, group in items.items():
         first = group[0]
         domain = escape(str(first.get("domain", "")))
-        answers = "".join(answer_block(r, rank.get(r.get("system"), 0), rouge_l.get(id(r)), " †" if geval_warnings else "")
+        answers = "".join(answer_block(r, rank.get(r.get("system"), 0), rouge_l.get(id(r)),
+                                       " †" if geval_warnings else "")
                           for r in sorted(group, key=lambda r: rank.get(r.get("system"), len(rank))))
         out.append(f'<details class="item" data-domain="{domain}"><summary><span class="tag">{escape(item_id)}</span> '
                    f'<span class="tag">{domain}</span> {escape(str(first.get("question", "")))}</summary>'

@@ -141,9 +141,9 @@ def _wordnet():
             _WORDNET = wordnet
         except (LookupError, OSError):
             _WORDNET = _NoWordNet()
-            note = ("METEOR: WordNet is not installed (bash scripts/setup.sh installs Debian's wordnet-base), so METEOR "
-                    "matched exact words and stems only (no synonyms); scores are lower than WordNet METEOR and not "
-                    "comparable with published ones.")
+            note = ("METEOR: WordNet is not installed (bash scripts/setup.sh installs Debian's wordnet-base), so "
+                    "METEOR matched exact words and stems only (no synonyms); scores are lower than WordNet METEOR "
+                    "and not comparable with published ones.")
             if note not in NOTES:
                 NOTES.append(note)
     return _WORDNET

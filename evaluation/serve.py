@@ -8,47 +8,41 @@ This module loads the model and reads the command line.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import signal
 import sys
 import threading
-from pathlib import Path
 
 from evaluation.serving.app import API_KEY_ENV, ModelServer, ServeConfig
+from model.modes import MODES, PLAIN
 
 log = logging.getLogger(__name__)
 
-SYSTEMS = ("plain", "finetuned")
-
-
-def read_model_section(run_dir: str | Path) -> dict:
-    """The "model" section of a training run's config.json (ValueError when missing or unreadable)."""
-    path = Path(run_dir) / "config.json"
-    if not path.exists():
-        raise ValueError(f"{path} does not exist: {run_dir} is not a training run directory")
-    try:
-        section = json.loads(path.read_text()).get("model")
-    except (json.JSONDecodeError, AttributeError) as exc:
-        raise ValueError(f"{path} is not a readable run config: {exc}") from None
-    if not isinstance(section, dict):
-        raise ValueError(f"{path} has no 'model' section; was it written by training.run?")
-    return section
+# the systems a chat request can reach: plain and every mode that reads no graph (graph systems need evidence)
+SYSTEMS = tuple([PLAIN] + [m.system for m in MODES.values() if not m.reads_graph])
 
 
 def load_system(run_dir: str | None, system: str, model_name: str | None, overrides: dict):
-    """(model, tokenizer) for a system: the run's base model (+ its adapter for "finetuned"), or `model_name`."""
-    from model.config import ModelConfig
-    from model.load import load_adapter, load_model
+    """(model, tokenizer) for a system: the run's base model (+ the trained weights of the run providing `system`,
+    model.rundir), or `model_name`. ValueError when the run directory cannot be read."""
+    from dataclasses import replace
 
-    section = read_model_section(run_dir) if run_dir else {"name": model_name or "bundled"}
-    if run_dir and model_name:
-        section = {**section, "name": model_name}
-    cfg = ModelConfig(**{**section, **{k: v for k, v in overrides.items() if v is not None}})
+    from model.config import ModelConfig
+    from model.load import load_model
+    from model.modes import PLAIN
+    from model.rundir import RunDir, find_system_runs
+
+    run = RunDir.open(run_dir) if run_dir else None
+    if run is not None and system != PLAIN:
+        run = find_system_runs(run_dir, [], [system])[system]
+        run.check_weights()  # before the model is loaded
+    cfg = run.model if run is not None else ModelConfig(name=model_name or "bundled")
+    cfg = replace(cfg, **({"name": model_name} if run is not None and model_name else {}),
+                  **{k: v for k, v in overrides.items() if v is not None})
     model, tok = load_model(cfg)
-    if system == "finetuned":
-        model = load_adapter(model, Path(run_dir) / "adapter")
+    if run is not None and system != PLAIN:
+        model = run.load_trained(model, tok)
     model.eval()
     return model, tok
 
@@ -60,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run_dir", help="training run directory: its config.json's model section "
                                           "(and adapter/ for finetuned)")
     parser.add_argument("--system", choices=SYSTEMS, default="plain",
-                        help="plain: the base model; finetuned: base + the run's adapter")
+                        help="plain: the base model; another: the run's trained system (finetuned: base + LoRA)")
     parser.add_argument("--model", help="model to serve without a run dir (bundled, an HF id in the local cache, "
                                         "a folder, a .gguf); default bundled")
     parser.add_argument("--quantization", choices=("nf4", "none"), help="default: the run's setting, else none")
@@ -87,8 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if args.system == "finetuned" and not args.run_dir:
-        print("error: --system finetuned needs --run_dir (the run whose adapter to load)", file=sys.stderr)
+    if args.system != PLAIN and not args.run_dir:
+        print(f"error: --system {args.system} needs --run_dir (the run whose adapter to load)", file=sys.stderr)
         return 2
     from evaluation.serving.app import is_loopback
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 
-def paired_bootstrap(a: list[float], b: list[float], n_boot: int = 2000, n_perm: int = 5000, seed: int = 0, alpha: float = 0.05) -> dict:
+def paired_bootstrap(a: list[float], b: list[float], n_boot: int = 2000, n_perm: int = 5000, seed: int = 0,
+                     alpha: float = 0.05) -> dict:
     """Mean of b - a with a percentile bootstrap CI over items, and a two-sided sign-flip p-value."""
     x = np.asarray(b, dtype=np.float64) - np.asarray(a, dtype=np.float64)
     if x.ndim != 1 or len(x) == 0 or len(a) != len(b):

@@ -48,6 +48,40 @@ class AnswerNoRepeatNGram:
         return scores
 
 
+class PromptTooLongError(ValueError):
+    """A prompt that leaves the model no room to answer within its context."""
+
+
+def context_length(model) -> int | None:
+    """The most positions the model attends over (its config's max_position_embeddings), None when unknown."""
+    return getattr(getattr(model, "config", None), "max_position_embeddings", None)
+
+
+def added_positions(model) -> int:
+    """Positions a trained system puts before the prompt: peft's virtual tokens, a GraphLLM's soft graph tokens."""
+    peft_cfg = getattr(model, "active_peft_config", None)
+    if getattr(peft_cfg, "is_prompt_learning", False):
+        return int(peft_cfg.num_virtual_tokens)
+    projector = getattr(model, "projector", None)
+    return int(getattr(projector, "k", 0) or 0)
+
+
+def check_fits(model, prompt_ids: list[list[int]], max_new_tokens: int, names: list[str] | None = None) -> None:
+    """PromptTooLongError naming every prompt that, with max_new_tokens, does not fit the model's context."""
+    limit = context_length(model)
+    if not limit:
+        return
+    extra = added_positions(model)
+    too_long = [(names[i] if names else str(i), len(ids)) for i, ids in enumerate(prompt_ids)
+                if len(ids) + extra + max_new_tokens > limit]
+    if too_long:
+        which = ", ".join(f"{name} ({n} tokens)" for name, n in too_long[:5])
+        raise PromptTooLongError(
+            f"{len(too_long)} prompt(s) do not fit the model's context of {limit} positions with max_new_tokens "
+            f"{max_new_tokens}{f' and {extra} added soft or virtual tokens' if extra else ''}: {which}. Shorten the "
+            f"question (at most about {max(limit - extra - max_new_tokens, 0)} prompt tokens) or lower max_new_tokens.")
+
+
 def classify_stop(new_ids: list[int], text_before_eos: str, eos_ids: set[int], stops: list[str], max_new_tokens: int):
     """(answer text, stop reason, tokens used) for one generated sequence (pad tokens already stripped)."""
     cut = [text_before_eos.find(s) for s in stops if s in text_before_eos]
@@ -59,7 +93,8 @@ def classify_stop(new_ids: list[int], text_before_eos: str, eos_ids: set[int], s
 
 
 @torch.inference_mode()
-def generate_batch(model, tokenizer, prompt_ids: list[list[int]], settings: GenerationSettings, stops: list[str], graphs: list | None = None) -> list[Generation]:
+def generate_batch(model, tokenizer, prompt_ids: list[list[int]], settings: GenerationSettings, stops: list[str],
+                   graphs: list | None = None) -> list[Generation]:
     """Generate for prompts already tokenised; left padding, one call to model.generate.
 
     graphs: one PyG Data (or None) per prompt, for a GraphLLM (model.graph_model)."""
@@ -125,7 +160,8 @@ def generate_answers(model, tokenizer, prompt_ids: list[list[int]], settings: Ge
     for start in starts:
         idx = order[start : start + settings.batch_size]
         batch_graphs = None if graphs is None else [graphs[i] for i in idx]
-        for i, gen in zip(idx, generate_batch(model, tokenizer, [prompt_ids[i] for i in idx], settings, stops, batch_graphs)):
+        batch = generate_batch(model, tokenizer, [prompt_ids[i] for i in idx], settings, stops, batch_graphs)
+        for i, gen in zip(idx, batch):
             results[i] = gen
     if was_training:
         model.train()

@@ -44,7 +44,8 @@ class GraphEncoder(nn.Module):
         self.norms = nn.ModuleList(nn.LayerNorm(h) for _ in range(cfg.gnn_layers))
         self.dropout = cfg.gnn_dropout
 
-    def forward(self, x: torch.Tensor, edge_index: torch.Tensor, edge_attr: torch.Tensor, edge_type: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, edge_index: torch.Tensor, edge_attr: torch.Tensor,
+                edge_type: torch.Tensor) -> torch.Tensor:
         rev = edge_index.flip(0)
         ei = torch.cat([edge_index, rev], dim=1)
         ea = torch.cat([edge_attr, edge_attr], dim=0)
@@ -72,7 +73,8 @@ class SoftTokenProjector(nn.Module):
         self.pooling = cfg.pooling
         self.queries = nn.Parameter(torch.randn(self.k, h) / math.sqrt(h))
         self.question = nn.Linear(question_dim, h)
-        self.mlp = nn.Sequential(nn.Linear(h, cfg.projector_hidden), nn.GELU(), nn.Linear(cfg.projector_hidden, llm_dim))
+        self.mlp = nn.Sequential(nn.Linear(h, cfg.projector_hidden), nn.GELU(),
+                                 nn.Linear(cfg.projector_hidden, llm_dim))
 
     def forward(self, nodes: torch.Tensor, batch: torch.Tensor, question: torch.Tensor, n_graphs: int) -> torch.Tensor:
         from torch_geometric.utils import scatter, softmax
@@ -88,7 +90,8 @@ class SoftTokenProjector(nn.Module):
         return self.mlp(tokens)  # (B, K, llm_dim)
 
 
-def link_prediction_loss(nodes: torch.Tensor, edge_index: torch.Tensor, batch: torch.Tensor, generator=None) -> torch.Tensor:
+def link_prediction_loss(nodes: torch.Tensor, edge_index: torch.Tensor, batch: torch.Tensor,
+                         generator=None) -> torch.Tensor:
     """GNP's auxiliary task: score the subgraph's edges above random non-edges of the same graphs
     (dot product of node states, binary cross-entropy). Zero when no graph has an edge."""
     from torch_geometric.utils import batched_negative_sampling

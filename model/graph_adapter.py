@@ -105,25 +105,32 @@ def lora_parameter_count(hidden: int, intermediate: int, layers: int, vocab: int
     """LoRA's trainable parameters from a Llama config (A: r x in, B: out x r per target module)."""
     kv = kv_dim or hidden
     shapes = {"q_proj": (hidden, hidden), "k_proj": (hidden, kv), "v_proj": (hidden, kv), "o_proj": (hidden, hidden),
-              "gate_proj": (hidden, intermediate), "up_proj": (hidden, intermediate), "down_proj": (intermediate, hidden)}
+              "gate_proj": (hidden, intermediate), "up_proj": (hidden, intermediate),
+              "down_proj": (intermediate, hidden)}
     per_layer = sum(r * (i + o) for name, (i, o) in shapes.items() if name in targets)
     head = r * (hidden + vocab) if "lm_head" in targets else 0
     return per_layer * layers + head
 
 
-def count_graph_modules(cfg, llm_dim: int, total_layers: int, node_dim: int = 384, num_relations: int = 8) -> dict[str, int]:
+def count_graph_modules(cfg, llm_dim: int, total_layers: int, node_dim: int | None = None,
+                        num_relations: int | None = None) -> dict[str, int]:
     """Trainable parameters of the graph modules a GraphPromptConfig builds for an LLM of the given shape,
-    counted on the meta device (no memory, no weights)."""
+    counted on the meta device (no memory, no weights). Node features default to the bundled MiniLM's width."""
     from model.gnn import GraphEncoder, SoftTokenProjector
+    from model.graph_config import MINILM_WIDTH, NUM_RELATIONS
+
+    node_dim = node_dim or MINILM_WIDTH
+    num_relations = num_relations or NUM_RELATIONS
 
     with torch.device("meta"):
         out = {}
         if cfg.uses_gnn:
             out["gnn"] = sum(p.numel() for p in GraphEncoder(cfg, node_dim, num_relations).parameters())
-        if cfg.mode == "graph" and cfg.soft_tokens:
+        if cfg.spec.soft_tokens and cfg.soft_tokens:
             out["projector"] = sum(p.numel() for p in SoftTokenProjector(cfg, node_dim, llm_dim).parameters())
         if cfg.mode == "adapter":
-            adapter = GraphAdapter(llm_dim, cfg.gnn_hidden, cfg.adapter_layers, cfg.adapter_dim, cfg.adapter_heads, total_layers)
+            adapter = GraphAdapter(llm_dim, cfg.gnn_hidden, cfg.adapter_layers, cfg.adapter_dim, cfg.adapter_heads,
+                                   total_layers)
             out["adapter"] = sum(p.numel() for p in adapter.parameters())
     return out
 
@@ -133,14 +140,19 @@ LLAMA2_7B = {"hidden_size": 4096, "intermediate_size": 11008, "num_hidden_layers
              "num_attention_heads": 32, "num_key_value_heads": 32}
 
 
-def llama2_7b_report(cfg) -> str:
-    """The study's trainable-parameter line for the adapter mode on Llama-2-7B, next to its LoRA's."""
+def llama2_7b_report(cfg, model_cfg=None) -> str:
+    """The trainable-parameter line of a graph mode's modules on Llama-2-7B, next to the LoRA this run configures
+    (model_cfg's rank and target modules; the study's r=32 on every projection and lm_head by default)."""
+    from model.config import ModelConfig
+
+    model_cfg = model_cfg or ModelConfig()
     c = LLAMA2_7B
     parts = count_graph_modules(cfg, c["hidden_size"], c["num_hidden_layers"])
     ours = sum(parts.values())
-    lora = lora_parameter_count(c["hidden_size"], c["intermediate_size"], c["num_hidden_layers"], c["vocab_size"], 32,
-                                ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj", "lm_head"])
+    kv = c["num_key_value_heads"] * (c["hidden_size"] // c["num_attention_heads"])
+    lora = lora_parameter_count(c["hidden_size"], c["intermediate_size"], c["num_hidden_layers"], c["vocab_size"],
+                                model_cfg.lora_r, list(model_cfg.lora_targets), kv)
     detail = ", ".join(f"{k} {v:,}" for k, v in parts.items())
-    return (f"on Llama-2-7B: {cfg.mode} trainable params: {ours:,} ({detail}) vs the study's LoRA r=32: {lora:,} "
-            f"({100 * ours / lora:.1f}% of it)")
-
+    both = f"; with its LoRA, {ours + lora:,} in all" if cfg.uses_lora else ""
+    return (f"on Llama-2-7B: {cfg.mode} trainable params: {ours:,} ({detail}) vs LoRA r={model_cfg.lora_r} on "
+            f"{','.join(model_cfg.lora_targets)}: {lora:,} ({100 * ours / max(lora, 1):.1f}% of it){both}")

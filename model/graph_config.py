@@ -1,16 +1,15 @@
-"""GraphPromptConfig: which future-work mode a run trains, and the shape of its graph modules."""
+"""GraphPromptConfig: which mode a run trains (model.modes) and the shape of its graph modules."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-# mode -> what it trains on top of the frozen (4-bit) base
-MODES = {
-    "lora": "the study's LoRA, plain prompt (the `finetuned` system)",
-    "graph": "LoRA + GNN + projector: soft graph tokens after BOS, and numbered textual evidence in the prompt",
-    "graph-text": "LoRA, numbered textual graph evidence in the prompt (no GNN)",
-    "adapter": "GNN + graph-conditioned gated cross-attention in the top decoder layers; base frozen, no LoRA",
-    "prompt-tuning": "peft prompt tuning: learned virtual tokens before the prompt; base frozen",
-}
+from kg.schema import RELATIONS
+
+MINILM_WIDTH = 384
+"""Width of the bundled all-MiniLM-L6-v2 sentence embeddings: the GNN's node, edge and question features (a
+graph context reports its own index's width; this one sizes the modules when none is open, as for the 7B report)."""
+NUM_RELATIONS = len(RELATIONS)
+"""Relation types of the closed set (kg.schema): the GNN learns one embedding per type and direction."""
 GNN_KINDS = ("gat", "transformer", "gcn")
 POOLINGS = ("attention", "mean")
 
@@ -18,7 +17,8 @@ POOLINGS = ("attention", "mean")
 @dataclass
 class GraphPromptConfig:
     mode: str = "lora"
-    """What the run trains: lora | graph | graph-text | adapter | prompt-tuning (see MODES)."""
+    """What the run trains: one of the modes of model.modes (`python -m model.modes` lists them; training.run has a
+    flag for each)."""
     text_evidence: bool | None = None
     """Numbered triples and paths from the question's subgraph in the prompt. Default: on for graph and
     graph-text, off for adapter (it reads the graph through its cross-attention) and the graph-free modes."""
@@ -68,6 +68,8 @@ class GraphPromptConfig:
     <run_dir>/systems/finetuned, so the closing evaluation compares plain, finetuned and this mode."""
 
     def __post_init__(self) -> None:
+        from model.modes import MODES
+
         problems = []
         if self.mode not in MODES:
             problems.append(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
@@ -75,12 +77,14 @@ class GraphPromptConfig:
             problems.append(f"gnn must be one of {GNN_KINDS}, got {self.gnn!r}")
         if self.pooling not in POOLINGS:
             problems.append(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
-        if self.soft_tokens < 0 or self.gnn_layers < 1 or self.gnn_hidden < 1 or self.adapter_layers < 1 or self.prompt_tokens < 1:
+        if (self.soft_tokens < 0 or self.gnn_layers < 1 or self.gnn_hidden < 1 or self.adapter_layers < 1
+                or self.prompt_tokens < 1):
             problems.append("soft_tokens must be >= 0; gnn_layers, gnn_hidden, adapter_layers and prompt_tokens >= 1")
         if self.gnn in ("gat", "transformer") and self.gnn_hidden % self.gnn_heads:
             problems.append(f"gnn_hidden ({self.gnn_hidden}) must be a multiple of gnn_heads ({self.gnn_heads})")
         if self.adapter_dim % self.adapter_heads:
-            problems.append(f"adapter_dim ({self.adapter_dim}) must be a multiple of adapter_heads ({self.adapter_heads})")
+            problems.append(f"adapter_dim ({self.adapter_dim}) must be a multiple of adapter_heads "
+                            f"({self.adapter_heads})")
         if self.mode == "graph" and self.soft_tokens == 0 and self.text_evidence is False:
             problems.append("graph mode with soft_tokens 0 and text_evidence off would use no graph at all")
         if self.mode == "graph" and not self.lora and self.soft_tokens == 0:
@@ -91,20 +95,28 @@ class GraphPromptConfig:
             problems.append("evidence_triples, evidence_definitions and evidence_paths must be >= 0")
         if self.link_loss_weight < 0:
             problems.append("link_loss_weight must be >= 0")
-        if self.link_loss_weight > 0 and not self.uses_gnn:
-            problems.append(f"link_loss_weight needs a GNN; mode {self.mode!r} has none")
+        if self.mode in MODES:
+            m = MODES[self.mode]
+            problems += m.check(self) if m.check else []
+            if self.link_loss_weight > 0 and not self.uses_gnn:
+                problems.append(f"link_loss_weight needs a GNN; mode {self.mode!r} has none")
         if problems:
             raise ValueError("Invalid GraphPromptConfig:\n  - " + "\n  - ".join(problems))
 
     @property
+    def spec(self):
+        """This run's entry in the mode table (model.modes.Mode)."""
+        from model.modes import get
+
+        return get(self.mode)
+
+    @property
     def uses_gnn(self) -> bool:
-        return self.mode == "adapter" or (self.mode == "graph" and self.soft_tokens > 0)
+        return self.spec.uses_gnn(self)
 
     @property
     def uses_text(self) -> bool:
-        if self.text_evidence is not None:
-            return self.text_evidence and self.mode in ("graph", "graph-text", "adapter")
-        return self.mode in ("graph", "graph-text")
+        return self.spec.uses_text(self)
 
     @property
     def uses_graph(self) -> bool:
@@ -112,12 +124,12 @@ class GraphPromptConfig:
 
     @property
     def uses_lora(self) -> bool:
-        return self.mode in ("lora", "graph-text") or (self.mode == "graph" and self.lora)
+        return self.spec.uses_lora(self)
 
     @property
     def system(self) -> str:
         """The evaluation system this mode's run provides."""
-        return "finetuned" if self.mode == "lora" else self.mode
+        return self.spec.system
 
     def evidence_limits(self) -> dict[str, int]:
         """How much textual evidence a prompt gets (keyword arguments of GraphContext.prompts)."""

@@ -19,12 +19,12 @@ from transformers.modeling_outputs import CausalLMOutputWithPast
 from model.gnn import GraphEncoder, SoftTokenProjector, link_prediction_loss
 from model.graph_adapter import GraphAdapter, decoder_layers
 from model.graph_config import GraphPromptConfig
-from model.trainable import ADAPTER_FILES, TrainableLM
+from model.trainable import TrainableLM
+from model.weight_files import ADAPTER_CONFIG, GRAPH_CONFIG, GRAPH_FILES, GRAPH_WEIGHTS
 
 log = logging.getLogger(__name__)
-GRAPH_WEIGHTS = "graph_modules.safetensors"
-GRAPH_CONFIG = "graph_config.json"
-GRAPH_KEYS = ("graph_x", "graph_edge_index", "graph_edge_attr", "graph_edge_type", "graph_batch", "graph_question", "has_graph")
+GRAPH_KEYS = ("graph_x", "graph_edge_index", "graph_edge_attr", "graph_edge_type", "graph_batch", "graph_question",
+              "has_graph")
 
 
 def collate_graphs(graphs: list, node_dim: int) -> dict[str, torch.Tensor]:
@@ -69,7 +69,8 @@ class GraphLLM(TrainableLM):
         self.node_dim, self.num_relations, self.bos_token_id = node_dim, num_relations, bos_token_id
         conf = llm.config
         self.encoder = GraphEncoder(cfg, node_dim, num_relations) if cfg.uses_gnn else None
-        self.projector = SoftTokenProjector(cfg, node_dim, conf.hidden_size) if cfg.mode == "graph" and cfg.soft_tokens else None
+        with_tokens = cfg.mode == "graph" and cfg.soft_tokens
+        self.projector = SoftTokenProjector(cfg, node_dim, conf.hidden_size) if with_tokens else None
         self.adapter = None
         if cfg.mode == "adapter":
             self.adapter = GraphAdapter(conf.hidden_size, cfg.gnn_hidden, cfg.adapter_layers, cfg.adapter_dim,
@@ -80,7 +81,8 @@ class GraphLLM(TrainableLM):
             m.to(device)
 
     def graph_modules(self) -> dict[str, nn.Module]:
-        return {k: m for k, m in (("encoder", self.encoder), ("projector", self.projector), ("adapter", self.adapter)) if m is not None}
+        return {k: m for k, m in (("encoder", self.encoder), ("projector", self.projector),
+                                  ("adapter", self.adapter)) if m is not None}
 
     def graph_parameters(self) -> list[nn.Parameter]:
         return [p for m in self.graph_modules().values() for p in m.parameters()]
@@ -114,7 +116,8 @@ class GraphLLM(TrainableLM):
                 t = tokens[i].to(e.dtype)
                 e = torch.cat([e[:at], t, e[at:]])
                 if lab is not None:
-                    lab = torch.cat([lab[:at], torch.full((t.shape[0],), -100, dtype=lab.dtype, device=lab.device), lab[at:]])
+                    lab = torch.cat([lab[:at], torch.full((t.shape[0],), -100, dtype=lab.dtype, device=lab.device),
+                                     lab[at:]])
             rows.append(e)
             masks.append(torch.ones(e.shape[0], dtype=attention_mask.dtype, device=e.device))
             labs.append(lab)
@@ -181,7 +184,8 @@ class GraphLLM(TrainableLM):
 
         out = Path(out_dir)
         super().save_trainable(out)
-        state = {f"{name}.{k}": v.detach().contiguous().cpu() for name, m in self.graph_modules().items() for k, v in m.state_dict().items()}
+        state = {f"{name}.{k}": v.detach().contiguous().cpu()
+                 for name, m in self.graph_modules().items() for k, v in m.state_dict().items()}
         save_file(state, out / GRAPH_WEIGHTS)
         meta = {"graph": self.cfg.to_dict(), "node_dim": self.node_dim, "num_relations": self.num_relations}
         (out / GRAPH_CONFIG).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
@@ -198,29 +202,23 @@ class GraphLLM(TrainableLM):
             part = {k.split(".", 1)[1]: v for k, v in state.items() if k.split(".", 1)[0] == name}
             m.load_state_dict(part)
 
-
     def saved_files(self) -> tuple[str, ...]:
-        return super().saved_files() + (GRAPH_WEIGHTS, GRAPH_CONFIG)
-
-
-def saved_files(cfg: GraphPromptConfig) -> tuple[str, ...]:
-    """The files a checkpoint of this mode must hold to be complete."""
-    if cfg.mode in ("graph", "adapter"):
-        return (ADAPTER_FILES if cfg.uses_lora else ()) + (GRAPH_WEIGHTS, GRAPH_CONFIG)
-    return ADAPTER_FILES
+        return super().saved_files() + GRAPH_FILES
 
 
 def load_graph_llm(base_model, tokenizer, weights_dir: str | Path) -> GraphLLM:
     """Rebuild a trained GraphLLM on a freshly loaded base model from a run's `adapter/` folder."""
-    from model.load import AdapterNotFoundError
+    from model.weight_files import AdapterNotFoundError, check_weights
 
     src = Path(weights_dir)
-    if not (src / GRAPH_CONFIG).exists() or not (src / GRAPH_WEIGHTS).exists():
-        raise AdapterNotFoundError(f"No graph modules at {src}: expected {GRAPH_CONFIG} and {GRAPH_WEIGHTS} (written by a graph or adapter run).")
+    try:
+        check_weights(src, GRAPH_FILES)
+    except AdapterNotFoundError as exc:
+        raise AdapterNotFoundError(f"No graph modules at {src}: {exc}") from None
     meta = json.loads((src / GRAPH_CONFIG).read_text())
     cfg = GraphPromptConfig(**meta["graph"])
     llm = base_model
-    if (src / "adapter_config.json").exists():
+    if (src / ADAPTER_CONFIG).exists():
         from peft import PeftModel
 
         llm = PeftModel.from_pretrained(base_model, src)

@@ -1,7 +1,6 @@
 """Load a causal LM and its tokenizer (4-bit NF4 or full precision), attach LoRA, load adapters."""
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
@@ -9,12 +8,10 @@ import torch
 
 from model.config import ModelConfig
 from model.resolve import resolve_model
+from model.weight_files import ADAPTER_FILES, check_weights
+from model.weight_files import AdapterNotFoundError as AdapterNotFoundError  # where callers have always found it
 
 log = logging.getLogger(__name__)
-
-
-class AdapterNotFoundError(RuntimeError):
-    """An adapter folder is missing or incomplete."""
 
 
 def pick_device(cfg: ModelConfig) -> str:
@@ -74,7 +71,8 @@ def load_model(cfg: ModelConfig):
         kwargs["dtype"] = dtype
     else:
         kwargs["dtype"] = dtype
-    log.info("loading %s (%s) from %s: %s, %s on %s", cfg.name, resolved.kind, resolved.path, cfg.quantization, dtype, device)
+    log.info("loading %s (%s) from %s: %s, %s on %s", cfg.name, resolved.kind, resolved.path, cfg.quantization, dtype,
+             device)
     model = AutoModelForCausalLM.from_pretrained(resolved.path, **kwargs)
     if cfg.quantization == "nf4":
         prepare_4bit(model)
@@ -171,13 +169,5 @@ def load_adapter(model, adapter_dir: str | Path, is_trainable: bool = False):
     from peft import PeftModel
 
     adapter_dir = Path(adapter_dir)
-    if not (adapter_dir / "adapter_config.json").exists():
-        raise AdapterNotFoundError(
-            f"No adapter at {adapter_dir}: expected adapter_config.json and adapter_model.safetensors "
-            "(a run directory's `adapter/` folder written by `python -m training.run`)."
-        )
-    try:
-        json.loads((adapter_dir / "adapter_config.json").read_text())
-    except json.JSONDecodeError as exc:
-        raise AdapterNotFoundError(f"{adapter_dir / 'adapter_config.json'} is not valid JSON: {exc}") from None
+    check_weights(adapter_dir, ADAPTER_FILES)
     return PeftModel.from_pretrained(model, adapter_dir, is_trainable=is_trainable)

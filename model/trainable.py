@@ -19,10 +19,9 @@ import torch.nn.functional as F
 from torch import nn
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
+from model.weight_files import ADAPTER_FILES, ADAPTER_WEIGHTS
+
 log = logging.getLogger(__name__)
-ADAPTER_CONFIG = "adapter_config.json"
-ADAPTER_WEIGHTS = "adapter_model.safetensors"
-ADAPTER_FILES = (ADAPTER_CONFIG, ADAPTER_WEIGHTS)
 
 
 def _causal_lm(lm):
@@ -43,7 +42,8 @@ def answer_only_loss(lm, labels: torch.Tensor, attention_mask: torch.Tensor, inp
     model = _causal_lm(lm)
     body = model.get_decoder() if hasattr(model, "get_decoder") else None
     head = model.get_output_embeddings()
-    if _is_prompt_learning(lm) or body is None or head is None or getattr(model.config, "final_logit_softcapping", None):
+    softcapped = getattr(model.config, "final_logit_softcapping", None)
+    if _is_prompt_learning(lm) or body is None or head is None or softcapped:
         out = lm(input_ids=input_ids, inputs_embeds=inputs_embeds, attention_mask=attention_mask, labels=labels,
                  use_cache=False)
         return out.loss * n_tokens, n_tokens

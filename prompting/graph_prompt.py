@@ -43,7 +43,8 @@ class GraphPrompt:
 
 def subgraph_from_dict(d: dict) -> Subgraph:
     return Subgraph(
-        question=d["question"], nodes=[SubgraphNode(**n) for n in d["nodes"]], edges=[SubgraphEdge(**e) for e in d["edges"]],
+        question=d["question"], nodes=[SubgraphNode(**n) for n in d["nodes"]],
+        edges=[SubgraphEdge(**e) for e in d["edges"]],
         seeds=list(d["seeds"]), hops=d["hops"], pcst=d["pcst"], paths=[list(p) for p in d.get("paths", [])],
     )
 
@@ -52,7 +53,8 @@ class GraphContext:
     """The concept graph as prompts need it. Open it once (`open()`),
     then `prompts(questions)`; the store itself is closed again as soon as the index is loaded."""
 
-    def __init__(self, kg_cfg: KGConfig | None = None, store_cfg: StoreConfig | None = None, build_if_missing: bool = True,
+    def __init__(self, kg_cfg: KGConfig | None = None, store_cfg: StoreConfig | None = None,
+                 build_if_missing: bool = True,
                  progress: bool = True):
         self.kg_cfg = kg_cfg or KGConfig()
         self.store_cfg = store_cfg or StoreConfig()
@@ -93,7 +95,8 @@ class GraphContext:
                 except json.JSONDecodeError:  # a line half-written by a killed run
                     continue
                 self._cache[row["question"]] = row["subgraph"]
-        log.info("concept graph: %d concepts, %d triples; %d cached subgraphs", len(self.index.ids), len(self.index.edge_src), len(self._cache))
+        log.info("concept graph: %d concepts, %d triples; %d cached subgraphs", len(self.index.ids),
+                 len(self.index.edge_src), len(self._cache))
         return self
 
     @property
@@ -137,8 +140,8 @@ class GraphContext:
                     fh.write(json.dumps(row, ensure_ascii=False) + "\n")
         return [subgraph_from_dict(self._cache[q]) for q in questions]
 
-    def prompts(self, questions: list[str], text: bool, graph: bool, max_triples: int = 8, max_definitions: int = 2,
-                max_paths: int = 1) -> list[GraphPrompt]:
+    def prompts(self, questions: list[str], text: bool, graph: bool, max_triples: int = 8,
+                max_definitions: int = 2, max_paths: int = 1) -> list[GraphPrompt]:
         """GraphPrompts for the questions: evidence lines when `text`, PyG Data when `graph`."""
         from kg.textualize import evidence_lines, to_pyg
 

@@ -55,7 +55,8 @@ def encode_prompt(parts: PromptParts, tokenizer) -> list[int]:
     return tokenizer(parts.text, add_special_tokens=parts.add_special_tokens)["input_ids"]
 
 
-def encode_example(question: str, answer: str, tokenizer, style: str = "study", max_length: int = 2048, context: str | None = None):
+def encode_example(question: str, answer: str, tokenizer, style: str = "study", max_length: int = 2048,
+                   context: str | None = None):
     """Token ids and labels for one training example: loss on the answer and its EOS only.
 
     Returns (input_ids, labels) or None when the prompt alone does not fit in max_length. A long

@@ -56,15 +56,20 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from evaluation.ablation import ERROR_FILE, STDERR_LOG, STDOUT_LOG  # noqa: E402
+from model.modes import MODES, PLAIN  # noqa: E402
+from model.rundir import ADAPTER_DIR, CONFIG, EVAL_DIR, METRICS, has_checkpoints  # noqa: E402
 
 log = logging.getLogger("ablate")
 
 CELL_FILE = "ablate_cell.json"
-MODE_FLAGS = {"lora": [], "graph": ["--graph-prompt"], "graph-text": ["--graph-text-only"], "adapter": ["--adapter"],
-              "prompt-tuning": ["--prompt-tuning"]}
-SYSTEM_OF = {"plain": "plain", "lora": "finetuned", "graph": "graph", "graph-text": "graph-text", "adapter": "adapter",
-             "prompt-tuning": "prompt-tuning"}
-GRAPH_MODES = ("graph", "graph-text", "adapter")
+# from the mode table (model.modes): a cell's mode is a mode name, or "plain" (the untrained base model)
+MODE_FLAGS = {m.name: [m.flag] if m.flag else [] for m in MODES.values()}
+SYSTEM_OF = {PLAIN: PLAIN} | {m.name: m.system for m in MODES.values()}
+ALL_MODES = tuple(MODES)
+GRAPH_MODES = tuple(m.name for m in MODES.values() if m.reads_graph)
+GNN_MODES = tuple(m.name for m in MODES.values() if m.gnn is not None)
+SOFT_TOKEN_MODES = tuple(m.name for m in MODES.values() if m.soft_tokens)
+LORA_MODES = tuple(m.name for m in MODES.values() if m.lora is not None)
 # eval fields that name where things are, not how answers are made: never set per grid
 EVAL_PLACE_FIELDS = ("run_dir", "runs", "systems", "out_dir")
 ERROR_TAIL_CHARS = 6000
@@ -98,24 +103,27 @@ def _values(key: str, values, token) -> tuple[Setting, ...]:
     return tuple(Setting(token(v), None, ((key, v),)) for v in values)
 
 
-ALL_MODES = ("lora", "graph", "graph-text", "adapter", "prompt-tuning")
 AXES: dict[str, Axis] = {a.name: a for a in (
     Axis("prompt", "graph prompt none / text / soft / both",
          (Setting("lora", "lora"), Setting("graph-text", "graph-text"),
           Setting("graph-soft", "graph", (("graph.text_evidence", False),)), Setting("graph", "graph")), ALL_MODES),
-    Axis("hops", "neighbourhood radius --kg.hops 1-3", _values("kg.hops", (1, 2, 3), lambda v: f"hops-{v}"), GRAPH_MODES),
+    Axis("hops", "neighbourhood radius --kg.hops 1-3",
+         _values("kg.hops", (1, 2, 3), lambda v: f"hops-{v}"), GRAPH_MODES),
     Axis("pcst", "PCST pruning on / off (--kg.pcst)",
          _values("kg.pcst", (True, False), lambda v: "pcst-on" if v else "pcst-off"), GRAPH_MODES),
     Axis("gnn", "GNN type --graph.gnn gat / transformer / gcn",
-         _values("graph.gnn", ("gat", "transformer", "gcn"), lambda v: f"gnn-{v}"), ("graph", "adapter")),
+         _values("graph.gnn", ("gat", "transformer", "gcn"), lambda v: f"gnn-{v}"), GNN_MODES),
     Axis("pooling", "soft-token pooling --graph.pooling attention / mean",
-         _values("graph.pooling", ("attention", "mean"), lambda v: f"pooling-{v}"), ("graph",)),
-    Axis("adapter", "graph-conditioned adapter vs LoRA (--adapter)", (Setting("lora", "lora"), Setting("adapter", "adapter")),
+         _values("graph.pooling", ("attention", "mean"), lambda v: f"pooling-{v}"), SOFT_TOKEN_MODES),
+    Axis("adapter", "graph-conditioned adapter vs LoRA (--adapter)",
+         (Setting("lora", "lora"), Setting("adapter", "adapter")),
          ALL_MODES),
     Axis("lora_r", "LoRA rank --model.lora_r 8/16/32/64, lora_alpha = 2r",
-         tuple(Setting(f"lora-r{r}", None, (("model.lora_r", r), ("model.lora_alpha", 2 * r))) for r in (8, 16, 32, 64)),
-         ("lora", "graph", "graph-text"), base="lora"),
-    Axis("prompt_tuning", "peft prompt tuning (--prompt-tuning)", (Setting("prompt-tuning", "prompt-tuning"),), ALL_MODES),
+         tuple(Setting(f"lora-r{r}", None,
+                       (("model.lora_r", r), ("model.lora_alpha", 2 * r))) for r in (8, 16, 32, 64)),
+         LORA_MODES, base="lora"),
+    Axis("prompt_tuning", "peft prompt tuning (--prompt-tuning)",
+         (Setting("prompt-tuning", "prompt-tuning"),), ALL_MODES),
 )}
 GRIDS = {
     "future-work": ("prompt", "hops", "pcst", "gnn", "pooling", "adapter", "lora_r", "prompt_tuning"),
@@ -129,7 +137,7 @@ GRIDS = {
 @dataclass
 class Cell:
     name: str
-    mode: str  # plain | lora | graph | graph-text | adapter | prompt-tuning
+    mode: str  # plain, or a mode of model.modes
     overrides: dict = field(default_factory=dict)  # the cell's own settings, "section.field" -> value
     flags: list[str] = field(default_factory=list)  # everything after `-m training.run` but --run_dir / --resume
     dir: Path | None = None
@@ -189,12 +197,6 @@ def parse_sets(pairs: list[str]) -> dict:
             tokens += [f"--{key}", *(raw.split(",") if kinds[key].nargs == "+" else [raw])]
     if problems:
         raise GridError("\n  - ".join(["invalid --set:"] + problems))
-    # training.run drops eval flags whose value is None (they fall back to the preset), while evaluation.run (the
-    # plain cell) honours them: the cells would answer different items
-    nones = [k for k in keys if k.startswith("eval.") and tokens[tokens.index(f"--{k}") + 1].lower() in ("none", "null")]
-    if nones:
-        raise GridError(f"--set {nones[0]}=none does not reach training.run's evaluation (it keeps the preset's value); "
-                        "give a number instead (an eval.sample at least the eval split's size means every item)")
     try:
         args = parser.parse_args(tokens)
     except SystemExit:
@@ -208,9 +210,14 @@ def resolve_settings(preset: str, flags: list[str]) -> dict:
 
     args = build_parser().parse_args(["--preset", preset, *flags])
     cfgs = build_configs(args)
-    out = {f"{sec}.{k}": v for sec, cfg in cfgs.items() if sec != "eval" for k, v in asdict(cfg).items()}
-    out.update({f"eval.{k}": v for k, v in cfgs["eval"].items()})
-    return out
+
+    def flat(prefix: str, d: dict) -> dict:
+        out = {}
+        for k, v in d.items():
+            out.update(flat(f"{prefix}.{k}", v) if isinstance(v, dict) and k == "judge" else {f"{prefix}.{k}": v})
+        return out
+
+    return {k: v for sec, cfg in cfgs.items() for k, v in flat(sec, asdict(cfg)).items()}
 
 
 def preset_data(preset: str) -> dict:
@@ -229,7 +236,10 @@ def common_overrides(preset: str, sets: dict) -> dict:
 
 def eval_settings(preset: str, sets: dict) -> dict:
     """The evaluation settings shared by every cell (preset eval section, then --set eval.*)."""
-    section = dict(preset_data(preset).get("eval") or {})
+    from evaluation.config import upgrade_eval_section
+
+    section = upgrade_eval_section(preset_data(preset).get("eval") or {})
+    section |= {f"judge.{k}": v for k, v in (section.pop("judge", None) or {}).items()}  # evaluation.run's flags
     section.update({k.split(".", 1)[1]: v for k, v in sets.items() if k.startswith("eval.")})
     return {k: v for k, v in section.items() if k not in EVAL_PLACE_FIELDS}
 
@@ -242,7 +252,8 @@ def expand(axes: list[str], cross: bool = False, baselines: bool = True, default
     if unknown:
         raise GridError(f"unknown axis(es) {unknown}; known: {', '.join(AXES)}")
     if cross and sum(AXES[a].sets_mode for a in axes) > 1:
-        raise GridError(f"--cross cannot combine {[a for a in axes if AXES[a].sets_mode]}: each of them chooses the mode")
+        raise GridError(f"--cross cannot combine {[a for a in axes if AXES[a].sets_mode]}: each of them chooses the "
+                        "mode")
     cells: list[Cell] = []
     seen: dict[tuple, str] = {}
 
@@ -296,8 +307,10 @@ class Grid:
     def command(self, cell: Cell, resume: bool = False, source: Path | None = None) -> list[str]:
         if cell.mode == "plain":
             src = source or Path("<a finished training cell>")
-            return [self.python, "-m", "evaluation.run", "--run_dir", str(src), *cell.flags, "--out_dir", str(cell.dir / "eval")]
-        return [self.python, "-m", "training.run", *cell.flags, "--run_dir", str(cell.dir), *(["--resume"] if resume else [])]
+            return [self.python, "-m", "evaluation.run", "--run_dir", str(src), *cell.flags, "--out_dir",
+                    str(cell.dir / "eval")]
+        return [self.python, "-m", "training.run", *cell.flags, "--run_dir", str(cell.dir),
+                *(["--resume"] if resume else [])]
 
 
 def build_grid(grid: str, axes: list[str] | None, cross: bool, sets: list[str], preset: str, out: str | None,
@@ -308,7 +321,8 @@ def build_grid(grid: str, axes: list[str] | None, cross: bool, sets: list[str], 
     fixed = common_overrides(preset, typed)
     base_mode = (preset_data(preset).get("graph") or {}).get("mode", "lora")
     if base_mode != "lora":
-        raise GridError(f"preset {preset} sets graph.mode {base_mode!r}; a grid needs a preset whose mode is lora (the default)")
+        raise GridError(f"preset {preset} sets graph.mode {base_mode!r}; a grid needs a preset whose mode is lora (the "
+                        "default)")
     defaults = resolve_settings(preset, ["--graph-prompt", *flags_of(fixed)])
     expanded = expand(list(axes or GRIDS[grid]), cross, baselines, defaults)
     if cells:
@@ -335,12 +349,11 @@ def build_grid(grid: str, axes: list[str] | None, cross: bool, sets: list[str], 
 # ---- running -------------------------------------------------------------------------------------------
 
 def has_metrics(cell: Cell) -> bool:
-    return (cell.dir / "eval" / "metrics.json").exists()
+    return (cell.dir / EVAL_DIR / METRICS).exists()
 
 
 def has_training_state(cell: Cell) -> bool:
-    ckpts = cell.dir / "checkpoints"
-    return (ckpts.is_dir() and any(ckpts.glob("checkpoint-*"))) or (cell.dir / "adapter" / "adapter_config.json").exists()
+    return has_checkpoints(cell.dir) or (cell.dir / ADAPTER_DIR).is_dir()
 
 
 def recorded_flags(cell: Cell) -> list[str] | None:
@@ -360,7 +373,8 @@ def check_cell_dirs(grid: Grid) -> None:
         if before is not None and before != c.flags:
             clashes.append(f"{c.dir}: made with {shlex.join(before)}\n      now     {shlex.join(c.flags)}")
     if clashes:
-        raise GridError("cell directories made with other flags (use another --out, or delete them):\n  - " + "\n  - ".join(clashes))
+        raise GridError("cell directories made with other flags (use another --out, or delete them):\n  - "
+                        + "\n  - ".join(clashes))
 
 
 def plan(cell: Cell) -> str:
@@ -375,7 +389,7 @@ def plan(cell: Cell) -> str:
 def plain_source(grid: Grid) -> Path | None:
     """A finished training cell whose saved config gives the plain cell its model, data and prompt style."""
     for c in grid.cells:
-        if c.mode != "plain" and has_metrics(c) and (c.dir / "config.json").exists():
+        if c.mode != PLAIN and has_metrics(c) and (c.dir / CONFIG).exists():
             return c.dir
     return None
 
@@ -404,7 +418,8 @@ def write_record(cell: Cell, **extra) -> None:
             record = json.loads(path.read_text())
         except json.JSONDecodeError:
             record = {}
-    record.update({"name": cell.name, "mode": cell.mode, "system": cell.system, "overrides": cell.overrides, "flags": cell.flags})
+    record.update({"name": cell.name, "mode": cell.mode, "system": cell.system,
+                   "overrides": cell.overrides, "flags": cell.flags})
     attempts = record.get("attempts", [])
     if extra:
         attempts.append(extra)
@@ -424,7 +439,8 @@ def run_cell(grid: Grid, cell: Cell, share_plain: bool = True, env: dict | None 
     if cell.mode == "plain":
         source = plain_source(grid)
         if source is None:
-            msg = "no finished training cell to take the model, data and prompt settings from (the plain cell runs after one)"
+            msg = ("no finished training cell to take the model, data and prompt settings from (the plain cell runs "
+                   "after one)")
             (cell.dir / ERROR_FILE).write_text(f"{msg}\n")
             write_record(cell, status="failed", error=msg, at=time.strftime("%Y-%m-%d %H:%M:%S"))
             log.error("%s: %s", cell.name, msg)
@@ -438,7 +454,8 @@ def run_cell(grid: Grid, cell: Cell, share_plain: bool = True, env: dict | None 
     child_env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), child_env.get("PYTHONPATH")) if p)
     t0 = time.time()
     header = f"\n===== {time.strftime('%Y-%m-%d %H:%M:%S')} {shlex.join(cmd)}\n"
-    with open(cell.dir / STDOUT_LOG, "a", encoding="utf-8") as out, open(cell.dir / STDERR_LOG, "a", encoding="utf-8") as err:
+    with open(cell.dir / STDOUT_LOG, "a", encoding="utf-8") as out, open(cell.dir / STDERR_LOG, "a",
+                                                                         encoding="utf-8") as err:
         out.write(header)
         err.write(header)
         out.flush()
@@ -506,7 +523,8 @@ def build_arg_parser() -> argparse.ArgumentParser:
                                 epilog="\n".join(__doc__.splitlines()[2:]))
     p.add_argument("--grid", default="future-work", help=f"named grid: {', '.join(GRIDS)} (default: future-work)")
     p.add_argument("--axes", help=f"comma-separated axes instead of the grid's: {', '.join(AXES)}")
-    p.add_argument("--cross", action="store_true", help="the product of the chosen axes instead of one factor at a time")
+    p.add_argument("--cross", action="store_true",
+                   help="the product of the chosen axes instead of one factor at a time")
     p.add_argument("--cells", help="run only these cells (comma-separated names, as --dry-run lists them)")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="SECTION.FIELD=VALUE",
                    help="a fixed override for every cell, e.g. --set train.train_limit=64 (repeatable)")
@@ -525,18 +543,21 @@ def split(text: str | None) -> list[str] | None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_arg_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        datefmt="%H:%M:%S")
     try:
         grid = build_grid(args.grid, split(args.axes), args.cross, args.sets, args.preset, args.out, split(args.cells),
                           not args.no_baselines)
         if args.dry_run:
             check_cell_dirs(grid)
             print(f"grid {grid.name}: {len(grid.cells)} cells in {grid.out} (preset {grid.preset})")
-            print(f"every training cell: {' '.join(flags_of(grid.fixed)) or '(preset settings)'} --graph.train_baseline false")
+            print(f"every training cell: {' '.join(flags_of(grid.fixed)) or '(preset settings)'} "
+                  "--graph.train_baseline false")
             print(f"every evaluation: {' '.join(flags_of(grid.eval)) or '(defaults)'}")
             for c in run_order(grid.cells):
                 action = plan(c)
-                print(f"\n[{c.name}] mode {c.mode}, overrides: {' '.join(flags_of(c.overrides)) or '(none)'}; would {action}")
+                print(f"\n[{c.name}] mode {c.mode}, overrides: {' '.join(flags_of(c.overrides)) or '(none)'}; would "
+                      f"{action}")
                 print("  " + shlex.join(grid.command(c, resume=action == "resume", source=plain_source(grid))))
             return 0
         grid.out.mkdir(parents=True, exist_ok=True)
@@ -558,7 +579,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"summary: {', '.join(summary['paths'].values())}")
     failed = [r["name"] for r in summary["cells"] if r["status"] not in ("done", "trained", "resumed")]
     if failed:
-        print(f"{len(failed)} cell(s) not finished: {', '.join(failed)} (rerun the same command to retry them)", file=sys.stderr)
+        print(f"{len(failed)} cell(s) not finished: {', '.join(failed)} (rerun the same command to retry them)",
+              file=sys.stderr)
         return 1
     return 0
 

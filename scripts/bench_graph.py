@@ -55,10 +55,10 @@ def main() -> int:
     from data.prepare import prepare
     from data.config import DataConfig
     from kg.config import KGConfig
-    from kg.schema import RELATIONS
     from model.config import ModelConfig
     from model.graph_config import GraphPromptConfig
-    from model.graph_model import GraphLLM, collate_graphs
+    from model.graph_config import NUM_RELATIONS
+    from model.graph_model import GraphLLM
     from model.load import attach_lora, load_model
     from prompting.graph_prompt import GraphContext
     from prompting.templates import build_prompt, encode_example, encode_prompt
@@ -86,9 +86,10 @@ def main() -> int:
     base, tok = load_model(model_cfg)
     lora_model = attach_lora(base, model_cfg)
     torch.manual_seed(0)
-    graph_model = GraphLLM(lora_model, gcfg, ctx.node_dim, len(RELATIONS), tok.bos_token_id)
+    graph_model = GraphLLM(lora_model, gcfg, ctx.node_dim, NUM_RELATIONS, tok.bos_token_id)
     n = args.new_tokens
-    gen_kw = dict(max_new_tokens=n, min_new_tokens=n, do_sample=False, pad_token_id=tok.pad_token_id, temperature=None, top_p=None, top_k=None)
+    gen_kw = dict(max_new_tokens=n, min_new_tokens=n, do_sample=False, pad_token_id=tok.pad_token_id, temperature=None,
+                  top_p=None, top_k=None)
 
     def plain_answer(model, question):
         ids = encode_prompt(build_prompt(question, tok, "study"), tok)
@@ -136,7 +137,8 @@ def main() -> int:
 
     def step_times(cases):
         """Median step time per case; the cases take turns every step, so drift and noise hit all alike."""
-        opts = {name: torch.optim.AdamW([p for p in m.parameters() if p.requires_grad], lr=1e-4) for name, (m, _) in cases.items()}
+        opts = {name: torch.optim.AdamW([p for p in m.parameters() if p.requires_grad], lr=1e-4)
+                for name, (m, _) in cases.items()}
         times = {name: [] for name in cases}
         for k in range(args.steps + 1):
             for name, (model, batch) in cases.items():
@@ -152,13 +154,15 @@ def main() -> int:
     plain_batch = batch_for(False, False)
     both_batch = batch_for(True, True)
     soft_batch = batch_for(False, True)
-    st = step_times({"lora": (lora_model, plain_batch), "both": (graph_model, both_batch), "soft": (graph_model, soft_batch)})
+    st = step_times({"lora": (lora_model, plain_batch), "both": (graph_model, both_batch),
+                     "soft": (graph_model, soft_batch)})
     t_lora, t_both, t_soft = st["lora"], st["both"], st["soft"]
 
     def ms(xs):
         return round(1000 * statistics.mean(xs), 1)
 
-    lat = {"base_plain_prompt": ms(base_times), "lora_plain_prompt": ms(lora_times), "graph_cold_cache": ms(cold), "graph_warm_cache": ms(warm)}
+    lat = {"base_plain_prompt": ms(base_times), "lora_plain_prompt": ms(lora_times), "graph_cold_cache": ms(cold),
+           "graph_warm_cache": ms(warm)}
     out = {
         "machine": f"{torch.get_num_threads()} torch threads, CPU",
         "model": "bundled SmolLM2-135M-Instruct, 4-bit NF4, bf16 compute",
@@ -173,9 +177,12 @@ def main() -> int:
             "graph_warm_vs_base": round(lat["graph_warm_cache"] / lat["base_plain_prompt"], 3),
         },
         "latency_target": 1.15,
-        "train_step_s": {"lora": round(t_lora, 3), "graph_soft_and_text": round(t_both, 3), "graph_soft_only": round(t_soft, 3)},
-        "train_tokens_per_batch": {"plain": int(plain_batch["attention_mask"].sum()), "with_text": int(both_batch["attention_mask"].sum())},
-        "train_step_ratio": {"soft_and_text_vs_lora": round(t_both / t_lora, 3), "soft_only_vs_lora": round(t_soft / t_lora, 3)},
+        "train_step_s": {"lora": round(t_lora, 3), "graph_soft_and_text": round(t_both, 3),
+                         "graph_soft_only": round(t_soft, 3)},
+        "train_tokens_per_batch": {"plain": int(plain_batch["attention_mask"].sum()),
+                                   "with_text": int(both_batch["attention_mask"].sum())},
+        "train_step_ratio": {"soft_and_text_vs_lora": round(t_both / t_lora, 3),
+                             "soft_only_vs_lora": round(t_soft / t_lora, 3)},
         "train_step_target": 1.25,
     }
     print(json.dumps(out, indent=2))

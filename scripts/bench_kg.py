@@ -28,7 +28,8 @@ sys.path.insert(0, str(ROOT))
 
 def pct(values: list[float]) -> dict:
     a = np.asarray(values) * 1000
-    return {"n": len(a), "p50_ms": round(float(np.percentile(a, 50)), 2), "p95_ms": round(float(np.percentile(a, 95)), 2), "max_ms": round(float(a.max()), 2)}
+    return {"n": len(a), "p50_ms": round(float(np.percentile(a, 50)), 2),
+            "p95_ms": round(float(np.percentile(a, 95)), 2), "max_ms": round(float(a.max()), 2)}
 
 
 def bench_ingest(n_concepts: int, n_triples: int, batch: int) -> dict:
@@ -37,9 +38,11 @@ def bench_ingest(n_concepts: int, n_triples: int, batch: int) -> dict:
     from kg.store import write_batches
 
     rng = np.random.default_rng(0)
-    concepts = [{"id": f"c{i}", "name": f"concept {i}", "domain": "ai", "aliases": [], "definition": "", "source": "bench"} for i in range(n_concepts)]
+    concepts = [{"id": f"c{i}", "name": f"concept {i}", "domain": "ai", "aliases": [],
+                 "definition": "", "source": "bench"} for i in range(n_concepts)]
     heads, tails = rng.integers(0, n_concepts, n_triples), rng.integers(0, n_concepts, n_triples)
-    rows = [{"head": f"c{h}", "tail": f"c{t}", "confidence": 0.5, "source": "bench", "sentence": "", "provenance": ["q1"]}
+    rows = [{"head": f"c{h}", "tail": f"c{t}", "confidence": 0.5, "source": "bench",
+             "sentence": "", "provenance": ["q1"]}
             for h, t in zip(heads.tolist(), tails.tolist())]
     tmp = Path(tempfile.mkdtemp(prefix="bench-kg-"))
     server = EmbeddedFalkorDB(tmp / "db")
@@ -79,7 +82,8 @@ def pyg_inputs(index):
 
     data = Data(
         x=torch.from_numpy(index.node_emb), edge_index=torch.from_numpy(np.stack([index.edge_src, index.edge_dst])),
-        edge_attr=torch.from_numpy(index.edge_emb), node_idx=np.arange(len(index.ids)), edge_idx=np.arange(len(index.edge_src)),
+        edge_attr=torch.from_numpy(index.edge_emb), node_idx=np.arange(len(index.ids)),
+        edge_idx=np.arange(len(index.edge_src)),
     )
     nodes = pd.DataFrame({"node_id": np.arange(len(index.ids)), "node_attr": index.names})
     edges = pd.DataFrame({"src": index.edge_src, "edge_attr": [str(r) for r in index.edge_rel], "dst": index.edge_dst})
@@ -124,7 +128,8 @@ def synthetic_index(n: int, degree: int, dim: int, seed: int = 0):
     keep = src != dst
     src, dst = src[keep], dst[keep]
     rel = rng.integers(0, len(RELATION_LIST), len(src))
-    idx = GraphIndex(ids=[f"c{i}" for i in range(n)], names=[f"synthetic concept {i}" for i in range(n)], definitions=[""] * n,
+    idx = GraphIndex(ids=[f"c{i}" for i in range(n)], names=[f"synthetic concept {i}" for i in range(n)],
+                     definitions=[""] * n,
                      aliases=[[] for _ in range(n)], node_emb=emb, edge_src=src, edge_dst=dst, edge_rel=rel,
                      edge_conf=np.ones(len(src), dtype=np.float32))
     e = emb[src] + emb[dst]
@@ -159,22 +164,28 @@ def main() -> int:
     with open_store(StoreConfig(data_dir=args.data_dir)) as store:
         index = load_index(store, args.work_dir)
     eval_file = ROOT / "artifacts" / "data" / "eval.jsonl"
-    questions = [it.question for it in read_split(eval_file)][: args.queries] if eval_file.exists() else ["What is the bias-variance tradeoff?"] * 10
+    if eval_file.exists():
+        questions = [it.question for it in read_split(eval_file)][: args.queries]
+    else:
+        questions = ["What is the bias-variance tradeoff?"] * 10
     q_vecs = get_embedder().encode(questions)
     ours = time_ours(index, questions, q_vecs, cfg)
     pyg = time_pyg(index, q_vecs, len(questions))
-    out["real_graph"] = {"nodes": len(index.ids), "edges": len(index.edge_src), "ours": pct(ours), "pyg_retrieval_via_pcst": pct(pyg)}
+    out["real_graph"] = {"nodes": len(index.ids), "edges": len(index.edge_src), "ours": pct(ours),
+                         "pyg_retrieval_via_pcst": pct(pyg)}
 
     syn = synthetic_index(args.synthetic_nodes, args.degree, q_vecs.shape[1])
     rng = np.random.default_rng(1)
     targets = rng.integers(0, args.synthetic_nodes, args.queries)
-    sq = syn.node_emb[targets] + 0.5 * rng.standard_normal((args.queries, q_vecs.shape[1]), dtype=np.float32) / np.sqrt(q_vecs.shape[1])
+    sq = syn.node_emb[targets] + 0.5 * rng.standard_normal((args.queries, q_vecs.shape[1]),
+                                                           dtype=np.float32) / np.sqrt(q_vecs.shape[1])
     sq = (sq / np.linalg.norm(sq, axis=1, keepdims=True)).astype(np.float32)  # as the encoder gives them
     syn_questions = [f"question about synthetic concept {t}?" for t in targets]
     ours_syn = time_ours(syn, syn_questions, sq, cfg)
     pyg_syn = time_pyg(syn, sq, args.pyg_queries)
     out["synthetic_graph"] = {
-        "nodes": args.synthetic_nodes, "edges": len(syn.edge_src), "ours": pct(ours_syn), "pyg_retrieval_via_pcst": pct(pyg_syn),
+        "nodes": args.synthetic_nodes, "edges": len(syn.edge_src), "ours": pct(ours_syn),
+        "pyg_retrieval_via_pcst": pct(pyg_syn),
         "speedup_p50": round(pct(pyg_syn)["p50_ms"] / pct(ours_syn)["p50_ms"], 1),
     }
     print(json.dumps(out, indent=2))

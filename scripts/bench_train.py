@@ -108,7 +108,8 @@ def bench_ours(items, dev_items, args, with_dev_eval: bool = False) -> dict:
     summary = train_sft(model, tok, items, [], cfg, Path(cfg.run_dir), [timer])
     return timer.result() | {
         "config": f"4-bit NF4, bf16 compute, micro-batches of {args.micro_batch}, answer-only head, no gradient "
-                  "checkpointing, length-grouped batches" + (", dev answers generated half-way" if with_dev_eval else ""),
+                  "checkpointing, length-grouped batches"
+                  + (", dev answers generated half-way" if with_dev_eval else ""),
         "peak_rss_mb": summary.get("peak_rss_mb"),
     }
 
@@ -123,7 +124,8 @@ def bench_trl(items, args, packed: bool, checkpointing: bool = True) -> dict:
 
     mcfg = ModelConfig(quantization="nf4", dtype="float32", lora_targets=BENCH_TARGETS)  # bnb's default compute dtype
     model, tok = load_model(mcfg)
-    ds = Dataset.from_dict({"prompt": [study_prompt(it.question) for it in items], "completion": [it.answer for it in items]})
+    ds = Dataset.from_dict({"prompt": [study_prompt(it.question) for it in items],
+                            "completion": [it.answer for it in items]})
     sft_args = SFTConfig(
         output_dir=tempfile.mkdtemp(prefix="bench-trl-"), use_cpu=True, per_device_train_batch_size=args.batch,
         max_length=args.max_length, max_steps=args.steps, learning_rate=2e-4, logging_steps=1, report_to=[],
@@ -135,7 +137,8 @@ def bench_trl(items, args, packed: bool, checkpointing: bool = True) -> dict:
                          peft_config=lora_config(mcfg), callbacks=[timer])
     trainer.train()
     return timer.result() | {
-        "config": f"TRL {__import__('trl').__version__} defaults: gradient_checkpointing={sft_args.gradient_checkpointing}, "
+        "config": f"TRL {__import__('trl').__version__} defaults: "
+                  f"gradient_checkpointing={sft_args.gradient_checkpointing}, "
                   f"bf16={sft_args.bf16}, packing={packed}"
     }
 

@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from data.embedding import get_embedder
     from data.loaders import read_split
-    from evaluation.judge_sanity import planted_rows
+    from evaluation.geval.sanity import planted_rows
     from evaluation.study.grader import Grader, split_sentences
     from evaluation.study.guide import StudyGuide
     from kg.config import KGConfig

@@ -15,8 +15,8 @@
 # running the script again skips what is finished and resumes the rest from its last checkpoint (training)
 # or its cached predictions (evaluation).
 #
-# Environment: PYTHON (default .venv/bin/python), RUNS (default runs), MODES (graph modes to add after the
-# LoRA run; default "graph graph-text adapter"; "" for the study's table only), NVIDIA_SMI (default nvidia-smi).
+# Environment: PYTHON (default .venv/bin/python), RUNS (default runs), MODES (modes of model.modes to add after
+# the LoRA run; default "graph graph-text adapter"; "" for the study's table only), NVIDIA_SMI (default nvidia-smi).
 set -euo pipefail
 MODEL="${1:-meta-llama/Llama-2-7b-chat-hf}"
 if [ -d "$MODEL" ]; then MODEL="$(cd "$MODEL" && pwd)"; fi  # a folder given relative to where the script was called
@@ -85,14 +85,18 @@ train "$LORA_RUN" eval/metrics.json --preset "$PRESET" --model.name "$MODEL"
 # Step 5. The graph modes on the same preset, each trained on the same items (the LoRA baseline above is
 # the fine-tuned system, so --graph.train_baseline false), not evaluated on their own: step 6 evaluates them
 # all together. The concept graph is built into artifacts/kg the first time a graph run needs it.
-declare -A FLAG=([graph]=--graph-prompt [graph-text]=--graph-text-only [adapter]=--adapter [prompt-tuning]=--prompt-tuning)
+# Each mode's flag and system come from the mode table (python -m model.modes: name, system, flag).
+declare -A FLAG=() SYSTEM=()
+while IFS=$'\t' read -r name system flag; do
+  FLAG[$name]="$flag" SYSTEM[$name]="$system"
+done < <("$PY" -m model.modes)
 runs=() systems=plain,finetuned
 for mode in $MODES; do
-  [ -n "${FLAG[$mode]:-}" ] || die "unknown mode '$mode' in MODES (graph, graph-text, adapter, prompt-tuning)"
+  [ -n "${FLAG[$mode]:-}" ] || die "unknown mode '$mode' in MODES (modes with a flag: $(for m in "${!FLAG[@]}"; do [ -n "${FLAG[$m]}" ] && printf '%s ' "$m"; done))"
   train "$RUNS/study-llama2-7b-$mode" train_summary.json --preset "$PRESET" "${FLAG[$mode]}" \
     --graph.train_baseline false --model.name "$MODEL" --no_eval
   runs+=("$RUNS/study-llama2-7b-$mode")
-  systems+=",$mode"
+  systems+=",${SYSTEM[$mode]}"
 done
 
 # Step 6. One evaluation of every system on the whole eval split with the LoRA run's generation settings.
@@ -105,11 +109,13 @@ if [ ${#runs[@]} -gt 0 ]; then
   for s in plain finetuned; do
     [ -e "$OUT/predictions/$s.jsonl" ] || cp "$LORA_RUN/eval/predictions/$s.jsonl" "$OUT/predictions/$s.jsonl"
   done
-  read -r -a EVAL_FLAGS <<<"$("$PY" - "$LORA_RUN/config.json" <<'EOF'
-import json, sys
-e = json.load(open(sys.argv[1]))["eval"]
+  read -r -a EVAL_FLAGS <<<"$("$PY" - "$LORA_RUN" <<'EOF'
+import sys
+from model.rundir import RunDir
+e = RunDir.open(sys.argv[1]).eval
 flags = ["--max_new_tokens", e["max_new_tokens"], "--batch_size", e["batch_size"],
-         "--repetition_penalty", e["repetition_penalty"], "--sample_seed", e["sample_seed"]]
+         "--repetition_penalty", e["repetition_penalty"], "--no_repeat_ngram", e.get("no_repeat_ngram", 0),
+         "--sample_seed", e["sample_seed"]]
 if e.get("sample") is not None:
     flags += ["--sample", e["sample"]]
 print(" ".join(map(str, flags)))
@@ -132,7 +138,8 @@ print("| system | " + " | ".join(c[0] for c in cols) + " |")
 print("|---|" + "---|" * len(cols))
 for name, vals in study.items():
     print(f"| study: {name} | " + " | ".join(f"{v:.4f}" for v in vals) + " | – | – |")
-order = ["plain", "finetuned", "graph", "graph-text", "adapter", "prompt-tuning"]
+from model.modes import systems
+order = systems()
 for system, s in sorted(m["metrics"].items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order)):
     print(f"| ours: {system} | " + " | ".join(f"{s[g][k]:.4f}" for _, g, k in cols) + " |")
 print(f"\nPaired differences with 95% intervals, per-domain scores and the HTML report: {sys.argv[1].rsplit('/', 1)[0]}/report.md, report.html")

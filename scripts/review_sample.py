@@ -1,7 +1,8 @@
 """Draw a seeded review sample of corpus answers or curated relations, and summarise a review record.
 
     .venv/bin/python scripts/review_sample.py draw corpus --n 300 --seed 14
-    .venv/bin/python scripts/review_sample.py draw relations --n 300 --seed 14 --exclude kg/review/relation_review_2.jsonl
+    .venv/bin/python scripts/review_sample.py draw relations --n 300 --seed 14 \
+        --exclude kg/review/relation_review_2.jsonl
     .venv/bin/python scripts/review_sample.py rates data/review/corpus_review_2.jsonl
 
 The sample is stratified by shard (corpus file, or the vocabulary file that defines the relation's head),

@@ -73,7 +73,8 @@ def score_cooccurrence() -> dict:
     for path in sorted(GOLD.glob("cooccurrence_*labels.jsonl")):
         rows = [json.loads(line) for line in open(path, encoding="utf-8")]
         k = sum(bool(r["valid"]) for r in rows)
-        out[path.name] = {"labelled": len(rows), "valid": k, "precision": round(k / len(rows), 3), "precision_95ci": wilson(k, len(rows))}
+        out[path.name] = {"labelled": len(rows), "valid": k, "precision": round(k / len(rows), 3),
+                          "precision_95ci": wilson(k, len(rows))}
     return out
 
 

@@ -37,7 +37,8 @@ def tiny_model(tokenizer):
 
 
 def make_items(n_per_domain: int = 6) -> list[QAItem]:
-    topics = {"cs": ["hashing", "graphs"], "stats": ["probability", "regression"], "ai": ["transformers", "optimisation"]}
+    topics = {"cs": ["hashing", "graphs"], "stats": ["probability", "regression"],
+              "ai": ["transformers", "optimisation"]}
     items = []
     for domain, tops in topics.items():
         for k in range(n_per_domain):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from model.decoding import MAX_NEW_TOKENS
 from prompting.templates import PROMPT_STYLES
 
 SELECTIONS = ("dev_rougeL", "dev_loss", "last")
@@ -45,10 +46,11 @@ class TrainConfig:
     save_steps: int = 0
     """Checkpoint every N optimiser steps (0: once per epoch). Checkpoints allow --resume."""
     select_on: str = "dev_rougeL"
-    """How the final adapter is chosen among checkpoints: "dev_rougeL" (ROUGE-L of generated dev answers), "dev_loss", or "last"."""
+    """How the final adapter is chosen among checkpoints: "dev_rougeL" (ROUGE-L of generated dev answers), "dev_loss",
+    or "last"."""
     dev_limit: int = 50
     """Dev items generated at each checkpoint for selection."""
-    dev_max_new_tokens: int = 256
+    dev_max_new_tokens: int = MAX_NEW_TOKENS
     """Generation budget for dev answers during selection."""
     dev_batch_size: int = 8
     """Dev answers generated per batch during selection (independent of micro_batch_size)."""
@@ -69,7 +71,8 @@ class TrainConfig:
         if self.batch_size < 1 or self.micro_batch_size < 1:
             problems.append("batch_size and micro_batch_size must be positive")
         elif self.batch_size % self.micro_batch_size:
-            problems.append(f"batch_size ({self.batch_size}) must be a multiple of micro_batch_size ({self.micro_batch_size})")
+            problems.append(f"batch_size ({self.batch_size}) must be a multiple of micro_batch_size "
+                            f"({self.micro_batch_size})")
         if self.epochs <= 0 and self.max_steps <= 0:
             problems.append("set epochs > 0 or max_steps > 0")
         if self.learning_rate <= 0:
@@ -82,6 +85,8 @@ class TrainConfig:
             problems.append(f"select_on must be one of {SELECTIONS}, got {self.select_on!r}")
         if self.train_limit is not None and self.train_limit < 1:
             problems.append(f"train_limit must be positive or None, got {self.train_limit}")
+        if self.num_threads is not None and self.num_threads < 1:
+            problems.append(f"num_threads must be at least 1 (or None: torch's choice), got {self.num_threads}")
         if self.resume and not self.run_dir:
             problems.append("--resume needs --train.run_dir naming the run to continue")
         if problems:

@@ -9,33 +9,17 @@ import os
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
 from data.schema import QAItem
-from model.trainable import ADAPTER_FILES
+from model.weight_files import ADAPTER_FILES, CHOSEN_CHECKPOINT
 from prompting.templates import encode_example
 from training.config import TrainConfig
+from training.graph_inputs import GraphInputs
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class GraphInputs:
-    """What a graph-family run adds to plain SFT: per-item textual evidence and PyG graphs, the files a
-    checkpoint must hold, and the learning rates of parameter groups that are not LoRA's."""
-
-    contexts: dict[str, str | None] = field(default_factory=dict)  # item id -> evidence text (None: plain prompt)
-    graphs: dict[str, object] = field(default_factory=dict)  # item id -> PyG Data or None (GraphLLM only)
-    node_dim: int = 384
-    files: tuple[str, ...] = ADAPTER_FILES
-    lr_groups: list[tuple[list, float]] = field(default_factory=list)  # (parameters, learning rate)
-
-    @property
-    def uses_graphs(self) -> bool:
-        return bool(self.graphs)
 
 
 def tokenize_items(items: list[QAItem], tokenizer, style: str, max_length: int, contexts: dict | None = None):
@@ -61,7 +45,9 @@ class PadCollator:
     """Right-pads a batch to its longest example; padding is masked from attention and loss. With
     `graphs` (item id -> PyG Data or None), the batch also carries the items' graphs as tensors."""
 
-    def __init__(self, pad_id: int, graphs: dict | None = None, node_dim: int = 384):
+    def __init__(self, pad_id: int, graphs: dict | None = None, node_dim: int | None = None):
+        if graphs and node_dim is None:
+            raise ValueError("PadCollator: graphs need their node feature width (node_dim)")
         self.pad_id = pad_id
         self.graphs = graphs
         self.node_dim = node_dim
@@ -99,14 +85,16 @@ def complete_checkpoints(ckpt_dir: Path, files: tuple[str, ...] = ADAPTER_FILES)
     return good
 
 
-def _callbacks(cfg: TrainConfig, run_dir: Path, dev_items: list[QAItem], tokenizer, dev_dataset, graph: GraphInputs | None,
+def _callbacks(cfg: TrainConfig, run_dir: Path, dev_items: list[QAItem], tokenizer, dev_dataset,
+               graph: GraphInputs | None,
                dev_settings=None):
     from transformers import TrainerCallback
 
     class CsvLog(TrainerCallback):
         """Appends every log line (loss, lr, grad norm, tokens/s) to logs/train_log.csv."""
 
-        fields = ["step", "epoch", "loss", "learning_rate", "grad_norm", "tokens_seen", "tokens_per_s", "rss_mb", "time"]
+        fields = ["step", "epoch", "loss", "learning_rate", "grad_norm", "tokens_seen", "tokens_per_s", "rss_mb",
+                  "time"]
 
         def __init__(self):
             self.path = run_dir / "logs" / "train_log.csv"
@@ -158,7 +146,7 @@ def _callbacks(cfg: TrainConfig, run_dir: Path, dev_items: list[QAItem], tokeniz
 
 @torch.no_grad()
 def dev_loss(model, dev_dataset, tokenizer, graph: GraphInputs | None = None, batch_size: int = 8) -> float:
-    collate = PadCollator(tokenizer.pad_token_id, graph.graphs if graph else None, graph.node_dim if graph else 384)
+    collate = PadCollator(tokenizer.pad_token_id, graph.graphs if graph else None, graph.node_dim if graph else None)
     was_training = model.training
     model.eval()
     total, count = 0.0, 0
@@ -180,7 +168,8 @@ def dev_rouge_l(model, tokenizer, dev_items: list[QAItem], cfg: TrainConfig, gra
     from prompting.templates import build_prompt, encode_prompt, stop_strings
 
     ctx = graph.contexts if graph else {}
-    prompts = [encode_prompt(build_prompt(it.question, tokenizer, cfg.prompt_style, ctx.get(it.id)), tokenizer) for it in dev_items]
+    prompts = [encode_prompt(build_prompt(it.question, tokenizer, cfg.prompt_style, ctx.get(it.id)),
+                             tokenizer) for it in dev_items]
     settings = settings or GenerationSettings(max_new_tokens=cfg.dev_max_new_tokens, batch_size=cfg.dev_batch_size)
     graphs = [graph.graphs.get(it.id) for it in dev_items] if graph and graph.uses_graphs else None
     gens = generate_answers(model, tokenizer, prompts, settings, stop_strings(cfg.prompt_style), graphs=graphs)
@@ -233,10 +222,12 @@ def _optimizer(model, cfg: TrainConfig, graph: GraphInputs | None):
     groups = ([{"params": rest, "lr": cfg.learning_rate}] if rest else []) + [
         {"params": [p for p in params if p.requires_grad], "lr": lr} for params, lr in graph.lr_groups
     ]
-    return torch.optim.AdamW(groups, lr=cfg.learning_rate, betas=(cfg.adam_beta1, cfg.adam_beta2), weight_decay=cfg.weight_decay)
+    return torch.optim.AdamW(groups, lr=cfg.learning_rate, betas=(cfg.adam_beta1, cfg.adam_beta2),
+                             weight_decay=cfg.weight_decay)
 
 
-def train_sft(model, tokenizer, train_items: list[QAItem], dev_items: list[QAItem], cfg: TrainConfig, run_dir: Path, extra_callbacks=(),
+def train_sft(model, tokenizer, train_items: list[QAItem], dev_items: list[QAItem], cfg: TrainConfig, run_dir: Path,
+              extra_callbacks=(),
               graph: GraphInputs | None = None, dev_settings=None) -> dict:
     """Train the (LoRA-wrapped, prompt-tuned or graph) model; return a summary. The chosen checkpoint's
     trainable weights are copied to run_dir/adapter.
@@ -299,8 +290,10 @@ def train_sft(model, tokenizer, train_items: list[QAItem], dev_items: list[QAIte
         model=model,
         args=args,
         train_dataset=train_ds if keep_id else train_ds.remove_columns(["id"]),
-        data_collator=PadCollator(tokenizer.pad_token_id, graph.graphs if uses_graphs else None, graph.node_dim if graph else 384),
-        callbacks=_callbacks(cfg, run_dir, dev_items[: cfg.dev_limit], tokenizer, dev_ds if keep_id else dev_ds.remove_columns(["id"]), graph,
+        data_collator=PadCollator(tokenizer.pad_token_id, graph.graphs if uses_graphs else None,
+                                  graph.node_dim if graph else None),
+        callbacks=_callbacks(cfg, run_dir, dev_items[: cfg.dev_limit], tokenizer,
+                             dev_ds if keep_id else dev_ds.remove_columns(["id"]), graph,
                              dev_settings)
         + list(extra_callbacks),
         optimizers=(_optimizer(model, cfg, graph), None),
@@ -337,18 +330,22 @@ def select_checkpoint(run_dir: Path, cfg: TrainConfig, files: tuple[str, ...] = 
     if not ckpts:
         raise RuntimeError(f"training finished without a complete checkpoint in {run_dir / 'checkpoints'}")
     chosen = ckpts[-1]
-    scores_path = run_dir / "dev_scores.json"
-    if cfg.select_on != "last" and scores_path.exists():
-        scores = json.loads(scores_path.read_text())
+    if cfg.select_on != "last":
+        scores_path = run_dir / "dev_scores.json"
+        scores = json.loads(scores_path.read_text()) if scores_path.exists() else {}
         by_step = {int(p.name.split("-")[-1]): p for p in ckpts}
         scored = [(v, int(k)) for k, v in scores.items() if int(k) in by_step]
         if scored:
             chosen = by_step[max(scored)[1]]
+        else:
+            log.warning("dev selection (%s) fell back to the last checkpoint, %s: %s scores none of the complete "
+                        "checkpoints (no dev items, or checkpoints saved without a score)", cfg.select_on, chosen.name,
+                        scores_path)
     out = run_dir / "adapter"
     tmp = Path(tempfile.mkdtemp(prefix=".adapter.", dir=run_dir))
     for f in files:
         shutil.copy2(chosen / f, tmp / f)
-    (tmp / "studyllama_checkpoint.txt").write_text(chosen.name + "\n")
+    (tmp / CHOSEN_CHECKPOINT).write_text(chosen.name + "\n")
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)
     log.info("chosen checkpoint: %s", chosen.name)

@@ -14,7 +14,7 @@ import sys
 
 def build_parser() -> argparse.ArgumentParser:
     from data.cli import add_dataclass_args
-    from evaluation.judge import JudgeConfig
+    from evaluation.geval import JudgeConfig
     from evaluation.study.config import StudyConfig
     from kg.config import KGConfig
     from kg.store import StoreConfig
@@ -36,8 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("evaluation.study").setLevel(logging.INFO)
     from data.cli import dataclass_from_args, quiet_third_party
     from data.loaders import CorpusError
-    from evaluation.judge import JudgeConfig
-    from evaluation.run import RunConfigError
+    from evaluation.geval import JudgeConfig
+    from model.rundir import RunDirError
     from evaluation.study.config import StudyConfig
     from kg.config import KGConfig
     from kg.store import StoreConfig, StoreUnavailableError
@@ -51,15 +51,20 @@ def main(argv: list[str] | None = None) -> int:
         kg_cfg = dataclass_from_args(KGConfig, args, "kg") if given("kg") else None
         store_cfg = dataclass_from_args(StoreConfig, args, "store") if given("store") else None
         judge_cfg = dataclass_from_args(JudgeConfig, args, "judge") if given("judge") else None
-        if judge_cfg is not None and not judge_cfg.model:
-            raise ValueError("judge settings were given without --judge.model (the judge model's name)")
+        if judge_cfg is not None and judge_cfg.kind is None:
+            if not judge_cfg.model:
+                raise ValueError("judge settings were given without --judge.kind (openai: an OpenAI-compatible "
+                                 "endpoint; local: a model loaded here) or --judge.model")
+            from dataclasses import replace
+
+            judge_cfg = replace(judge_cfg, kind="openai")  # --judge.model alone: the endpoint judge, as before
         sock = bind(cfg.port)
         from evaluation.study.services import build_services
 
         services = build_services(cfg, kg_cfg, store_cfg, judge_cfg)
     except (
         CorpusError,
-        RunConfigError,
+        RunDirError,
         AdapterNotFoundError,
         ModelNotFoundError,
         StoreUnavailableError,

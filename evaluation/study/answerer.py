@@ -42,12 +42,13 @@ def check_question(question) -> str:
 def best_system(run_dir: str | Path) -> tuple[str, str]:
     """(system, why) for a run directory: the system with the best ROUGE-L in the run's own evaluation among
     those the run can load, else the system the run trained."""
-    from evaluation.run import read_run_config
-    from evaluation.systems import find_system_runs, system_of
+    from model.modes import PLAIN
+    from model.rundir import EVAL_DIR, METRICS, RunDir
 
-    own = system_of(read_run_config(run_dir))
-    loadable = set(find_system_runs(str(run_dir), [], [])) | {"plain"}
-    metrics_path = Path(run_dir) / "eval" / "metrics.json"
+    run = RunDir.open(run_dir)
+    own = run.system
+    loadable = set(run.system_runs()) | {PLAIN}
+    metrics_path = Path(run_dir) / EVAL_DIR / METRICS
     if metrics_path.exists():
         try:
             metrics = json.loads(metrics_path.read_text())["metrics"]
@@ -114,33 +115,35 @@ class Answerer:
         self.lock = threading.Lock()
 
     def load(self) -> "Answerer":
-        from evaluation.run import read_run_config
-        from evaluation.systems import SystemRunner, find_system_runs
+        from dataclasses import replace
+
+        from evaluation.systems import SystemRunner
         from model.config import ModelConfig
         from model.generate import GenerationSettings
+        from model.modes import PLAIN
+        from model.rundir import RunDir, find_system_runs
         from prompting.templates import stop_strings
 
-        run_cfg, src = None, None
+        run = None
         if self.run_dir:
             if self.wanted:
                 self.system, self.why = self.wanted, "asked for with --system"
             else:
                 self.system, self.why = best_system(self.run_dir)
-            run_cfg = read_run_config(self.run_dir)
-            if self.system != "plain":
-                src = find_system_runs(self.run_dir, [], [self.system])[self.system]
-                run_cfg = read_run_config(src)
-        elif self.wanted not in (None, "plain"):
+            run = RunDir.open(self.run_dir)
+            if self.system != PLAIN:
+                run = find_system_runs(self.run_dir, [], [self.system])[self.system]
+        elif self.wanted not in (None, PLAIN):
             raise ValueError(f"system {self.wanted!r} needs --run_dir (a run directory that trained it)")
-        if self.quantization and self.system == "plain":
+        model_cfg = None
+        if self.quantization and self.system == PLAIN:
             # the plain model has no adapter tied to a 4-bit base; full precision is faster on a CPU
-            base = run_cfg["model"] if run_cfg else {}
-            run_cfg = {**(run_cfg or {}), "model": {**base, "quantization": self.quantization}}
-        self.style = run_cfg["train"]["prompt_style"] if run_cfg and "train" in run_cfg else "study"
+            model_cfg = replace(run.model if run else ModelConfig(), quantization=self.quantization)
+        self.style = run.prompt_style if run else "study"
         settings = GenerationSettings(max_new_tokens=self.max_new_tokens, batch_size=1)
         self.stops = stop_strings(self.style)
-        self.runner = SystemRunner(self.system, src, run_cfg, self.style, settings, self.stops).load()
-        self.model_name = (run_cfg or {}).get("model", {}).get("name", ModelConfig().name)
+        self.runner = SystemRunner(self.system, run, self.style, settings, self.stops, model_cfg).load()
+        self.model_name = (model_cfg or (run.model if run else ModelConfig())).name
         log.info("answering with %s (%s)", self.system, self.why)
         return self
 

@@ -34,8 +34,8 @@ class StudyJudge:
         return t
 
     def _run_sanity(self) -> None:
-        from evaluation.judge import judge_rows, score_name
-        from evaluation.judge_sanity import planted_rows, separation_stats, verdict_warning
+        from evaluation.geval import judge_rows, score_name
+        from evaluation.geval.sanity import planted_rows, separation_stats, verdict_warning
 
         try:
             good, bad = planted_rows(self.items, self.sanity_pairs)
@@ -75,7 +75,7 @@ class StudyJudge:
 
     def score(self, question: str, answer: str, reference: str) -> dict:
         """The judge's G-Eval score (1-5) of one answer, with the sanity verdict as it stands."""
-        from evaluation.judge import judge_rows, score_name
+        from evaluation.geval import judge_rows, score_name
 
         scores, summary = judge_rows(
             [{"id": "study", "question": question, "prediction": answer, "reference": reference}],

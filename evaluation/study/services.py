@@ -40,22 +40,22 @@ def build_services(cfg, kg_cfg=None, store_cfg=None, judge_cfg=None) -> Services
     if cfg.model:
         answerer = Answerer(cfg.run_dir, cfg.system, cfg.max_new_tokens, cfg.quantization).load()
     if kg_cfg is None or store_cfg is None:
-        run_cfg = None
+        run = None
         if cfg.run_dir:
-            from evaluation.run import read_run_config
+            from model.rundir import RunDir
 
-            run_cfg = read_run_config(cfg.run_dir)
-        kg_cfg = kg_cfg or (KGConfig(**run_cfg["kg"]) if run_cfg and "kg" in run_cfg else KGConfig())
-        store_cfg = store_cfg or (StoreConfig(**run_cfg["store"]) if run_cfg and "store" in run_cfg else StoreConfig())
+            run = RunDir.open(cfg.run_dir)
+        kg_cfg = kg_cfg or (run.kg if run else KGConfig())
+        store_cfg = store_cfg or (run.store if run else StoreConfig())
     ctx = answerer.runner.ctx if answerer is not None and answerer.runner.ctx is not None else None
     ctx = ctx or GraphContext(kg_cfg, store_cfg).open()
     guide = StudyGuide.load(cfg.corpus, ctx.index, cfg.work_dir, cfg.question_cache)
     judge = None
-    if judge_cfg is not None and judge_cfg.model:
-        from evaluation.judge import OpenAIJudge, open_cache
+    if judge_cfg is not None and judge_cfg.kind is not None:
+        from evaluation.geval import build_judge, open_cache
         from evaluation.study.judging import StudyJudge
 
-        judge = StudyJudge(OpenAIJudge(judge_cfg), guide.items, cfg.judge_sanity, open_cache(judge_cfg.cache_dir))
+        judge = StudyJudge(build_judge(judge_cfg)[0], guide.items, cfg.judge_sanity, open_cache(judge_cfg.cache_dir))
         if cfg.judge_sanity:
             judge.start_sanity()
     services = Services(

@@ -10,9 +10,11 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def run_cli(*args, timeout=900, check=True, **kw):
     env = dict(os.environ, PYTHONUNBUFFERED="1", HF_HUB_OFFLINE="1")
-    proc = subprocess.run([sys.executable, "-m", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env, **kw)
+    proc = subprocess.run([sys.executable, "-m", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout,
+                          env=env, **kw)
     if check and proc.returncode != 0:
-        raise AssertionError(f"{args} exited {proc.returncode}\nSTDOUT:\n{proc.stdout[-3000:]}\nSTDERR:\n{proc.stderr[-5000:]}")
+        raise AssertionError(f"{args} exited "
+                             f"{proc.returncode}\nSTDOUT:\n{proc.stdout[-3000:]}\nSTDERR:\n{proc.stderr[-5000:]}")
     return proc
 
 
@@ -27,7 +29,8 @@ def prepared_data(tmp_path_factory):
 # a training run small enough for CI: a handful of real 4-bit steps on the bundled model
 TINY_RUN = [
     "--train.train_limit", "8", "--train.max_steps", "2", "--train.batch_size", "4", "--train.micro_batch_size", "4",
-    "--train.save_steps", "1", "--train.max_length", "256", "--train.dev_limit", "2", "--train.dev_max_new_tokens", "16",
+    "--train.save_steps", "1", "--train.max_length", "256", "--train.dev_limit", "2",
+    "--train.dev_max_new_tokens", "16",
     "--train.logging_steps", "1", "--eval.sample", "3", "--eval.max_new_tokens", "24", "--eval.batch_size", "3",
 ]
 
@@ -58,7 +61,8 @@ def start_bundled_server(log_path: Path, timeout: float = 600):
 
     env = dict(os.environ, PYTHONUNBUFFERED="1", HF_HUB_OFFLINE="1")
     with open(log_path, "w") as err:
-        proc = subprocess.Popen([sys.executable, "-m", "evaluation.serve", "--model", "bundled", "--quantization", "none",
+        proc = subprocess.Popen([sys.executable, "-m", "evaluation.serve", "--model", "bundled",
+                                 "--quantization", "none",
                                  "--device", "cpu", "--port", "0", "--raw_prompt"], cwd=ROOT, env=env,
                                 stdout=subprocess.PIPE, stderr=err, text=True)
     url, deadline = None, time.monotonic() + timeout

@@ -29,7 +29,8 @@ def run_ablate(args, timeout=900):
     proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "ablate.py"), *args], cwd=ROOT, capture_output=True,
                           text=True, timeout=timeout, env=env)
     if proc.returncode != 0:
-        raise AssertionError(f"ablate exited {proc.returncode}\nSTDOUT:\n{proc.stdout[-3000:]}\nSTDERR:\n{proc.stderr[-5000:]}")
+        raise AssertionError("ablate exited "
+                             f"{proc.returncode}\nSTDOUT:\n{proc.stdout[-3000:]}\nSTDERR:\n{proc.stderr[-5000:]}")
     return proc, time.time() - t0
 
 
@@ -54,26 +55,32 @@ def test_a_two_cell_grid_runs_and_a_rerun_retrains_nothing(built, kg_dirs, prepa
         record = json.loads((d / "ablate_cell.json").read_text())
         assert [a["status"] for a in record["attempts"]] == ["trained"]
     # the graph-text cell started from the plain answers the lora cell generated (same model, prompt, decoding)
-    assert read_rows(out / "graph-text" / "eval" / "predictions" / "plain.jsonl") == read_rows(out / "lora" / "eval" / "predictions" / "plain.jsonl")
+    plain_answers = [read_rows(out / cell / "eval" / "predictions" / "plain.jsonl") for cell in ("graph-text", "lora")]
+    assert plain_answers[0] == plain_answers[1]
     assert "graph-text: plain answers copied from lora" in first.stderr
 
     summary = json.loads((out / "summary.json").read_text())
     rows = {r["name"]: r for r in summary["cells"]}
     assert list(rows) == ["lora", "graph-text"] and {r["status"] for r in rows.values()} == {"trained"}
     assert rows["lora"]["trainable_params"] > 0
-    assert rows["graph-text"]["trainable_params"] == rows["lora"]["trainable_params"]  # the same LoRA, evidence in the prompt
+    # the same LoRA, evidence in the prompt
+    assert rows["graph-text"]["trainable_params"] == rows["lora"]["trainable_params"]
     assert rows["lora"]["train_seconds"] > 0 and rows["lora"]["rougeL"] is not None
     c = rows["graph-text"]["vs_reference"]["rougeL"]
     assert c["n"] == 3 and c["ci_low"] <= c["diff"] <= c["ci_high"]
     assert "| graph-text | graph-text |" in (out / "summary.md").read_text()
     assert (out / "summary.html").read_text().count("<svg") == 2 and (out / "summary.csv").exists()
 
-    stamps = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file() and not p.name.startswith(("summary.", "grid.json"))}
+    def stamps_of_cells():
+        return {p: p.stat().st_mtime_ns for p in out.rglob("*")
+                if p.is_file() and not p.name.startswith(("summary.", "grid.json"))}
+
+    stamps = stamps_of_cells()
     second, second_s = run_ablate(args)
     assert "lora: eval/metrics.json exists, skipped" in second.stderr
     assert "graph-text: eval/metrics.json exists, skipped" in second.stderr
     assert ": running (" not in second.stderr and ": resuming (" not in second.stderr  # nothing was launched
-    after = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file() and not p.name.startswith(("summary.", "grid.json"))}
+    after = stamps_of_cells()
     assert after == stamps  # nothing retrained, regenerated or rewritten
     again = {r["name"]: r for r in json.loads((out / "summary.json").read_text())["cells"]}
     assert {r["status"] for r in again.values()} == {"done"}

@@ -28,7 +28,8 @@ def _node() -> str:
     if node is None:
         pytest.skip("node is not on PATH; the Cypher linter needs Node.js")
     if not PACKAGE.exists():
-        pytest.skip(f"@neo4j-cypher/language-support is not installed; run `npm ci --prefix {LINT_DIR.relative_to(ROOT)}`")
+        pytest.skip("@neo4j-cypher/language-support is not installed; run `npm ci --prefix "
+                    f"{LINT_DIR.relative_to(ROOT)}`")
     return node
 
 

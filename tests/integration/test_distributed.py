@@ -13,8 +13,10 @@ from tests.integration.conftest import ROOT, run_cli
 pytestmark = pytest.mark.integration
 
 # 2 optimiser steps of 8 examples: one process accumulates 4 micro-batches of 2, two processes 2 each
-TINY = ["--train.train_limit", "16", "--train.max_steps", "2", "--train.batch_size", "8", "--train.micro_batch_size", "2",
-        "--train.save_steps", "2", "--train.max_length", "256", "--train.select_on", "last", "--train.logging_steps", "1",
+TINY = ["--train.train_limit", "16", "--train.max_steps", "2", "--train.batch_size", "8",
+        "--train.micro_batch_size", "2",
+        "--train.save_steps", "2", "--train.max_length", "256", "--train.select_on", "last",
+        "--train.logging_steps", "1",
         "--model.lora_dropout", "0", "--train.group_by_length", "false", "--no_eval"]
 
 
@@ -53,7 +55,8 @@ def test_two_processes_train_like_one_with_the_same_global_batch(tmp_path, prepa
     assert torch.nn.functional.cosine_similarity(va, vb, dim=0) > 0.99
     assert json.loads((two / "train_summary.json").read_text())["global_step"] == 2
     # the adapter the two processes saved loads and answers
-    out = run_cli("evaluation.run", "--run_dir", str(two), "--sample", "2", "--max_new_tokens", "8", "--batch_size", "2",
+    out = run_cli("evaluation.run", "--run_dir", str(two), "--sample", "2", "--max_new_tokens", "8",
+                  "--batch_size", "2",
                   "--out_dir", str(tmp_path / "eval"))
     rows = [json.loads(line) for line in open(tmp_path / "eval" / "predictions.jsonl")]
     assert {r["system"] for r in rows} == {"plain", "finetuned"} and all(r["new_tokens"] > 0 for r in rows), out.stdout

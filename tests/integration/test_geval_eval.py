@@ -32,8 +32,9 @@ def tiny_eval_file(path: Path) -> Path:
 
 
 def eval_args(eval_file, out, *judge):
-    return ["evaluation.run", "--eval_file", str(eval_file), "--systems", "plain", "--sample", "3", "--max_new_tokens", "16",
-            "--batch_size", "3", "--out_dir", str(out), "--judge_sanity", "6", *judge]
+    return ["evaluation.run", "--eval_file", str(eval_file), "--systems", "plain", "--sample", "3",
+            "--max_new_tokens", "16",
+            "--batch_size", "3", "--out_dir", str(out), "--judge.sanity", "6", *judge]
 
 
 def check_warnings_follow_verdicts(out: Path) -> dict:
@@ -59,7 +60,7 @@ def local_run(tmp_path_factory):
     eval_file = tiny_eval_file(base / "eval.jsonl")
     out = base / "eval"
     started = time.monotonic()
-    proc = run_cli(*eval_args(eval_file, out, "--judge", "local", "--judge_model", "bundled"), timeout=600)
+    proc = run_cli(*eval_args(eval_file, out, "--judge.kind", "local", "--judge.model", "bundled"), timeout=600)
     return eval_file, out, proc, time.monotonic() - started
 
 
@@ -93,7 +94,7 @@ def test_local_judge_scores_takes_the_sanity_check_and_says_what_it_is_worth(loc
 def test_a_rerun_asks_the_judge_nothing_and_loads_no_model(local_run):
     eval_file, out, _, _ = local_run
     before = json.loads((out / "metrics.json").read_text())["geval"]
-    proc = run_cli(*eval_args(eval_file, out, "--judge", "local", "--judge_model", "bundled"), timeout=600)
+    proc = run_cli(*eval_args(eval_file, out, "--judge.kind", "local", "--judge.model", "bundled"), timeout=600)
     geval = check_warnings_follow_verdicts(out)["geval"]
     total = geval["usage"]["total"]
     assert total["n_asked"] == 0 and total["n_cached"] == total["n_items"] == 45 and total["tokens"]["total"] == 0
@@ -121,8 +122,8 @@ def test_openai_judge_against_our_server_from_evaluation_run(local_run, served, 
     out = tmp_path / "eval"
     shutil.copytree(local_out / "predictions", out / "predictions")
     monkeypatch.setenv("OPENAI_API_KEY", SECRET)
-    args = eval_args(eval_file, out, "--judge", "openai", "--judge_model", "bundled", "--judge_base_url", served,
-                     "--judge_prompts", "study_v2", "--judge_concurrency", "2", "--judge_timeout", "300")
+    args = eval_args(eval_file, out, "--judge.kind", "openai", "--judge.model", "bundled", "--judge.base_url", served,
+                     "--judge.prompts", "study_v2", "--judge.concurrency", "2", "--judge.timeout", "300")
     proc = run_cli(*args, timeout=600)
     assert "loading bundled" not in proc.stderr  # answers came from the copied cache
     geval = check_warnings_follow_verdicts(out)["geval"]

@@ -45,10 +45,30 @@ def test_adapter_loads_with_peft_on_the_4bit_model(tiny_run):
     assert out.shape[1] > ids["input_ids"].shape[1]
 
 
+def test_a_failed_command_leaves_the_finished_run_as_it_was(tiny_run):
+    """Issue 12: a command that fails (a typo in the model name) on a finished run changes none of its files, and
+    the run still evaluates afterwards."""
+    import hashlib
+
+    run_dir, _ = tiny_run
+
+    def snapshot():
+        return {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(run_dir.rglob("*")) if p.is_file()}
+
+    before = snapshot()
+    proc = run_cli("training.run", "--run_dir", str(run_dir), "--model.name", "nobody/typo-model", check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr and "holds a finished run" in proc.stderr
+    assert snapshot() == before
+    out = run_cli("evaluation.run", "--run_dir", str(run_dir), "--sample", "3", "--max_new_tokens", "24",
+                  "--batch_size", "3")
+    assert "finetuned: 3 cached, 0 to generate" in out.stderr
+
+
 def test_evaluation_resumes_without_regenerating(tiny_run):
     run_dir, _ = tiny_run
     before = (run_dir / "eval" / "predictions" / "finetuned.jsonl").read_text()
-    proc = run_cli("evaluation.run", "--run_dir", str(run_dir), "--sample", "3", "--max_new_tokens", "24", "--batch_size", "3")
+    proc = run_cli("evaluation.run", "--run_dir", str(run_dir), "--sample", "3", "--max_new_tokens", "24",
+                   "--batch_size", "3")
     assert "finetuned: 3 cached, 0 to generate" in proc.stderr
     assert (run_dir / "eval" / "predictions" / "finetuned.jsonl").read_text() == before
 
@@ -66,17 +86,20 @@ def _wait_for(predicate, timeout, proc=None):
 
 def test_sigkilled_training_resumes_at_the_same_step(tmp_path, prepared_data):
     run_dir = tmp_path / "killed"
-    args = [sys.executable, "-m", "training.run", "--run_dir", str(run_dir), "--data.out_dir", str(prepared_data), "--no_eval",
+    args = [sys.executable, "-m", "training.run", "--run_dir", str(run_dir), "--data.out_dir", str(prepared_data),
+            "--no_eval",
             *TINY_RUN]
     args[args.index("--train.max_steps") + 1] = "4"
     args[args.index("--train.train_limit") + 1] = "16"
     args += ["--train.select_on", "dev_loss"]
-    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=dict(os.environ, HF_HUB_OFFLINE="1"))
+    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env=dict(os.environ, HF_HUB_OFFLINE="1"))
     state = run_dir / "checkpoints" / "checkpoint-2" / "trainer_state.json"
     assert _wait_for(state.exists, 600, proc), "no checkpoint-2 appeared"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert not (run_dir / "checkpoints" / "checkpoint-4" / "trainer_state.json").exists(), "run finished before the kill"
+    last = run_dir / "checkpoints" / "checkpoint-4" / "trainer_state.json"
+    assert not last.exists(), "run finished before the kill"
     out = run_cli("training.run", "--resume", "--run_dir", str(run_dir), "--no_eval")
     assert "resuming from" in out.stderr
     final = json.loads((run_dir / "checkpoints" / "checkpoint-4" / "trainer_state.json").read_text())
@@ -88,7 +111,8 @@ def test_sigkilled_training_resumes_at_the_same_step(tmp_path, prepared_data):
 
 def test_bad_input_gets_one_paragraph_not_a_traceback(tmp_path, tiny_run):
     cases = []
-    cases.append(run_cli("training.run", "--model.name", "nobody/no-such-model", "--run_dir", str(tmp_path / "a"), check=False))
+    cases.append(run_cli("training.run", "--model.name", "nobody/no-such-model", "--run_dir",
+                         str(tmp_path / "a"), check=False))
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "config.json").write_text('{"model": {"name": "bundled"}, "train": ')
@@ -96,10 +120,12 @@ def test_bad_input_gets_one_paragraph_not_a_traceback(tmp_path, tiny_run):
     no_adapter = tmp_path / "noadapter"
     no_adapter.mkdir()
     (no_adapter / "config.json").write_text((tiny_run[0] / "config.json").read_text())
-    cases.append(run_cli("evaluation.run", "--run_dir", str(no_adapter), "--systems", "finetuned", "--sample", "1", check=False))
+    cases.append(run_cli("evaluation.run", "--run_dir", str(no_adapter),
+                         "--systems", "finetuned", "--sample", "1", check=False))
     bad_eval = tmp_path / "eval.jsonl"
     bad_eval.write_text('{"id": "1", "domain": "cs", "question": "q?"}\n')
-    cases.append(run_cli("evaluation.run", "--eval_file", str(bad_eval), "--systems", "plain", "--sample", "1", check=False))
+    cases.append(run_cli("evaluation.run", "--eval_file", str(bad_eval),
+                         "--systems", "plain", "--sample", "1", check=False))
     expected = ["never downloads", "is corrupt (line 1", "No adapter at", "eval.jsonl:1: missing field 'answer'"]
     for proc, text in zip(cases, expected):
         assert proc.returncode == 2, proc.stderr[-2000:]
@@ -111,9 +137,11 @@ def test_killed_evaluation_resumes_without_regenerating(tiny_run, tmp_path):
     out_dir = tmp_path / "eval"
     args = [sys.executable, "-m", "evaluation.run", "--run_dir", str(run_dir), "--systems", "plain", "--sample", "8",
             "--batch_size", "2", "--max_new_tokens", "24", "--out_dir", str(out_dir)]
-    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=dict(os.environ, HF_HUB_OFFLINE="1"))
+    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env=dict(os.environ, HF_HUB_OFFLINE="1"))
     cache = out_dir / "predictions" / "plain.jsonl"
-    assert _wait_for(lambda: cache.exists() and len(cache.read_text().splitlines()) >= 2, 600, proc), "no batch was cached"
+    assert _wait_for(lambda: cache.exists() and len(cache.read_text().splitlines()) >= 2, 600,
+                     proc), "no batch was cached"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     done = {json.loads(line)["id"]: line for line in cache.read_text().splitlines() if line.strip()}

@@ -42,11 +42,13 @@ def test_future_work_grid_varies_one_factor_at_a_time(ablate, defaults):
     assert (by_name["lora"].mode, by_name["lora"].overrides) == ("lora", {})
     assert by_name["hops-1"].overrides == {"kg.hops": 1} and by_name["hops-3"].overrides == {"kg.hops": 3}
     assert by_name["pcst-off"].overrides == {"kg.pcst": False}
-    assert by_name["gnn-gcn"].overrides == {"graph.gnn": "gcn"} and by_name["pooling-mean"].overrides == {"graph.pooling": "mean"}
+    assert by_name["gnn-gcn"].overrides == {"graph.gnn": "gcn"}
+    assert by_name["pooling-mean"].overrides == {"graph.pooling": "mean"}
     assert (by_name["graph-soft"].mode, by_name["graph-soft"].overrides) == ("graph", {"graph.text_evidence": False})
     assert (by_name["graph-text"].mode, by_name["graph-text"].overrides) == ("graph-text", {})
     assert (by_name["adapter"].mode, by_name["prompt-tuning"].mode) == ("adapter", "prompt-tuning")
-    assert (by_name["lora-r8"].mode, by_name["lora-r8"].overrides) == ("lora", {"model.lora_r": 8, "model.lora_alpha": 16})
+    assert (by_name["lora-r8"].mode, by_name["lora-r8"].overrides) == ("lora",
+                                                                       {"model.lora_r": 8, "model.lora_alpha": 16})
     assert by_name["lora-r64"].overrides == {"model.lora_r": 64, "model.lora_alpha": 128}
     # one factor: every variation sets at most one axis's fields
     for c in cells:
@@ -64,8 +66,10 @@ def test_cross_is_the_product_of_the_chosen_axes(ablate, defaults):
                     "hops-3_pcst-on": {"kg.hops": 3}, "hops-3_pcst-off": {"kg.hops": 3, "kg.pcst": False}}
     # an axis that means nothing in a mode is dropped there (GNN type of a graph-text run), not multiplied
     cells = ablate.expand(["prompt", "gnn"], cross=True, defaults=defaults)
-    assert sorted(c.name for c in cells) == sorted(["lora", "plain", "graph-text", "graph-soft_gnn-gat", "graph-soft_gnn-transformer",
-                                                    "graph-soft_gnn-gcn", "graph_gnn-gat", "graph_gnn-transformer", "graph_gnn-gcn"])
+    assert sorted(c.name for c in cells) == sorted(["lora", "plain", "graph-text", "graph-soft_gnn-gat",
+                                                    "graph-soft_gnn-transformer",
+                                                    "graph-soft_gnn-gcn", "graph_gnn-gat",
+                                                    "graph_gnn-transformer", "graph_gnn-gcn"])
     # the one-factor version of the same axes is smaller
     assert len(ablate.expand(["prompt", "gnn"], defaults=defaults)) == 7
     with pytest.raises(ablate.GridError, match="each of them chooses the mode"):
@@ -75,7 +79,8 @@ def test_cross_is_the_product_of_the_chosen_axes(ablate, defaults):
 
 
 def test_every_training_cell_gets_the_same_training_and_eval_settings(ablate, tmp_path):
-    grid = ablate.build_grid("future-work", ["hops", "lora_r"], False, ["train.max_steps=2", "eval.sample=5", "kg.work_dir=/tmp/kgw"],
+    grid = ablate.build_grid("future-work", ["hops", "lora_r"], False,
+                             ["train.max_steps=2", "eval.sample=5", "kg.work_dir=/tmp/kgw"],
                              "cpu", str(tmp_path / "g"))
     cells = {c.name: c for c in grid.cells}
     assert list(cells) == ["lora", "graph", "hops-1", "hops-3", "lora-r8", "lora-r16", "lora-r64", "plain"]
@@ -97,17 +102,23 @@ def test_every_training_cell_gets_the_same_training_and_eval_settings(ablate, tm
     assert cmd[-2:] == ["--run_dir", str(tmp_path / "g" / "hops-1")] and "--resume" not in cmd
     assert grid.command(cells["hops-1"], resume=True)[-1] == "--resume"
     plain = grid.command(cells["plain"], source=tmp_path / "g" / "lora")
-    assert plain[1:3] == ["-m", "evaluation.run"] and plain[plain.index("--run_dir") + 1] == str(tmp_path / "g" / "lora")
+    assert plain[1:3] == ["-m", "evaluation.run"]
+    assert plain[plain.index("--run_dir") + 1] == str(tmp_path / "g" / "lora")
     assert plain[plain.index("--sample") + 1] == "5" and plain[plain.index("--max_new_tokens") + 1] == "320"
     assert plain[plain.index("--systems") + 1] == "plain" and plain[-1] == str(tmp_path / "g" / "plain" / "eval")
 
 
 def test_bad_options_are_named_before_anything_runs(ablate, tmp_path):
     with pytest.raises(ablate.GridError) as err:
-        ablate.build_grid("future-work", None, False, ["kg.hopz=3", "train.run_dir=x", "nonsense"], "cpu", str(tmp_path))
+        ablate.build_grid("future-work", None, False, ["kg.hopz=3", "train.run_dir=x", "nonsense"], "cpu",
+                          str(tmp_path))
     assert "kg.hopz" in str(err.value) and "train.run_dir" in str(err.value) and "nonsense" in str(err.value)
-    with pytest.raises(ablate.GridError, match="eval.sample=none"):
-        ablate.build_grid("future-work", None, False, ["eval.sample=none"], "cpu", str(tmp_path))
+    # every item (eval.sample none) reaches the training cells' evaluation and the plain cell's alike
+    whole = ablate.build_grid("prompt", None, False, ["eval.sample=none"], "cpu", str(tmp_path),
+                              cells=["lora", "plain"])
+    lora, plain = whole.cells
+    assert ablate.resolve_settings("cpu", lora.flags[2:])["eval.sample"] is None
+    assert plain.flags[plain.flags.index("--sample") + 1] == "none"
     with pytest.raises(ablate.GridError, match="graph-soft"):  # soft tokens 0 + no text evidence uses no graph
         ablate.build_grid("prompt", None, False, ["graph.soft_tokens=0"], "cpu", str(tmp_path))
     with pytest.raises(ablate.GridError, match="not in the grid"):
@@ -117,7 +128,8 @@ def test_bad_options_are_named_before_anything_runs(ablate, tmp_path):
 
 
 def test_dry_run_prints_every_cell_and_its_exact_command(ablate, tmp_path, capsys):
-    assert ablate.main(["--grid", "prompt", "--dry-run", "--out", str(tmp_path / "g"), "--set", "train.max_steps=2"]) == 0
+    assert ablate.main(["--grid", "prompt", "--dry-run", "--out",
+                        str(tmp_path / "g"), "--set", "train.max_steps=2"]) == 0
     out = capsys.readouterr().out
     for name in ("lora", "graph", "graph-text", "graph-soft", "plain"):
         assert f"[{name}]" in out
@@ -148,9 +160,11 @@ def test_cells_with_metrics_are_skipped_and_checkpoints_are_resumed(ablate, tmp_
     only = small_grid(ablate, tmp_path, cells=("lora",))
     results = ablate.run_grid(only, progress=False)
     assert results == {"lora": {"status": "done", "wall_seconds": None, "command": None}}
-    assert not (cells["lora"].dir / "ablate_stderr.log").exists() and not (cells["lora"].dir / "ablate_cell.json").exists()
+    assert not (cells["lora"].dir / "ablate_stderr.log").exists()
+    assert not (cells["lora"].dir / "ablate_cell.json").exists()
     # the plain answers another cell generated start this cell's prediction cache
-    assert ablate.seed_plain_answers(grid, cells["graph-text"]) == cells["lora"].dir / "eval" / "predictions" / "plain.jsonl"
+    assert ablate.seed_plain_answers(grid,
+                                     cells["graph-text"]) == cells["lora"].dir / "eval" / "predictions" / "plain.jsonl"
     copied = cells["graph-text"].dir / "eval" / "predictions" / "plain.jsonl"
     assert copied.read_text() == (cells["lora"].dir / "eval" / "predictions" / "plain.jsonl").read_text()
     assert ablate.seed_plain_answers(grid, cells["graph-text"]) is None  # never overwrites
@@ -193,11 +207,15 @@ def test_summary_from_cell_directories(tmp_path):
                for i, (name, (system, style)) in enumerate(CELLS.items())}
     write_cell(tmp_path / "hops-1", "graph", "graph", items=ITEMS[:4])  # other eval items: no paired difference
     (tmp_path / "adapter").mkdir()
-    (tmp_path / "adapter" / "ablate_error.txt").write_text("exit code 1: python -m training.run ...\n--- stderr (tail) ---\nboom\n")
-    cells = [{"name": n, "dir": str(tmp_path / n), "mode": {"lora": "lora", "plain": "plain"}.get(n, n), "system": s, "overrides": {}}
+    (tmp_path / "adapter" / "ablate_error.txt").write_text("exit code 1: python -m training.run ...\n--- stderr (tail) "
+                                                           "---\nboom\n")
+    cells = [{"name": n, "dir": str(tmp_path / n),
+              "mode": {"lora": "lora", "plain": "plain"}.get(n, n), "system": s, "overrides": {}}
              for n, (s, _) in CELLS.items()]
-    cells += [{"name": "hops-1", "dir": str(tmp_path / "hops-1"), "mode": "graph", "system": "graph", "overrides": {"kg.hops": 1}},
-              {"name": "adapter", "dir": str(tmp_path / "adapter"), "mode": "adapter", "system": "adapter", "overrides": {}}]
+    cells += [{"name": "hops-1", "dir": str(tmp_path / "hops-1"), "mode": "graph",
+               "system": "graph", "overrides": {"kg.hops": 1}},
+              {"name": "adapter", "dir": str(tmp_path / "adapter"), "mode": "adapter",
+               "system": "adapter", "overrides": {}}]
     summary = build_summary(cells, reference="lora", meta={"grid": "test", "preset": "cpu"})
     rows = {r["name"]: r for r in summary["cells"]}
 
@@ -217,7 +235,8 @@ def test_summary_from_cell_directories(tmp_path):
     expected = paired_bootstrap([ref[i]["rougeL"] for i in ids], [gt[i]["rougeL"] for i in ids])
     assert rows["graph-text"]["vs_reference"]["rougeL"] == expected
     assert expected["diff"] > 0  # the graph-text answers copy the reference, the lora ones a part of it
-    assert set(rows["plain"]["vs_reference"]) == {"rouge1", "rouge2", "rougeL", "bleu1", "bleu4", "meteor", "bertscore_f1"}
+    assert set(rows["plain"]["vs_reference"]) == {"rouge1", "rouge2", "rougeL", "bleu1", "bleu4", "meteor",
+                                                  "bertscore_f1"}
     assert rows["hops-1"]["status"] == "done" and rows["hops-1"]["vs_reference"] is None
     assert any("hops-1" in n and "other eval items" in n for n in summary["notes"])
     assert rows["adapter"]["status"] == "failed" and rows["adapter"]["error"].startswith("exit code 1")
@@ -244,7 +263,8 @@ def test_summary_escapes_what_it_shows(tmp_path):
 
     summary = build_summary([{"name": "lora", "dir": str(cell_dir), "mode": "lora", "system": "finetuned",
                               "overrides": {"data.corpus": "<b>a|b</b>"}},
-                             {"name": "y", "dir": str(tmp_path / "y"), "mode": "graph", "system": "graph", "overrides": {}}])
+                             {"name": "y", "dir": str(tmp_path / "y"), "mode": "graph",
+                              "system": "graph", "overrides": {}}])
     page = html(summary)
     assert "<script>alert" not in page and "&lt;script&gt;" in page and "<b>a" not in page
     assert "a\\|b" in markdown(summary)

@@ -16,7 +16,8 @@ def parse(cls, argv, prefix="", base=None):
 
 
 def test_flags_override_preset_override_defaults():
-    cfg = parse(TrainConfig, ["--train.epochs", "3", "--train.train_limit", "none"], "train", {"epochs": 2, "batch_size": 16})
+    cfg = parse(TrainConfig, ["--train.epochs", "3", "--train.train_limit", "none"], "train",
+                {"epochs": 2, "batch_size": 16})
     assert cfg.epochs == 3 and cfg.batch_size == 16 and cfg.train_limit is None and cfg.weight_decay == 0.1
 
 
@@ -50,12 +51,14 @@ def test_shipped_presets_load(name, mode):
 
     args = build_parser().parse_args(["--preset", name] + ([mode] if mode else []))
     cfgs = build_configs(args)
-    model_cfg, train_cfg, eval_section = cfgs["model"], cfgs["train"], cfgs["eval"]
-    assert cfgs["graph"].mode == {None: "lora", "--graph-prompt": "graph", "--graph-text-only": "graph-text",
-                                  "--adapter": "adapter", "--prompt-tuning": "prompt-tuning"}[mode]
+    model_cfg, train_cfg, eval_cfg = cfgs["model"], cfgs["train"], cfgs["eval"]
+    expected = {None: "lora", "--graph-prompt": "graph", "--graph-text-only": "graph-text", "--adapter": "adapter",
+                "--prompt-tuning": "prompt-tuning"}[mode]
+    assert cfgs["graph"].mode == expected
     assert model_cfg.lora_r == 32 and model_cfg.lora_alpha == 64 and model_cfg.lora_dropout == 0.05
     assert "lm_head" in model_cfg.lora_targets and train_cfg.adam_beta2 == 0.95
-    EvalConfig(**eval_section, run_dir="x")
+    assert isinstance(eval_cfg, EvalConfig) and eval_cfg.run_dir == train_cfg.run_dir
+    assert eval_cfg.systems == list(dict.fromkeys(["plain", "finetuned", cfgs["graph"].system]))
     assert load_preset(f"training/presets/{name}.yaml")
 
 
@@ -77,7 +80,8 @@ def test_broken_preset_names_the_file(tmp_path):
 
 @pytest.mark.parametrize(
     "module",
-    ["data.prepare", "training.run", "evaluation.run", "kg.build", "kg.stats", "kg.export", "kg.retrieve", "kg.view", "kg.server"],
+    ["data.prepare", "training.run", "evaluation.run", "kg.build", "kg.stats", "kg.export",
+     "kg.retrieve", "kg.view", "kg.server"],
 )
 def test_every_entry_point_prints_its_help(module, capsys):
     import importlib

@@ -30,7 +30,8 @@ def test_undefined_scores_are_none_and_left_out_of_means():
     s = concept_scores("", "A sentence naming no concept at all.", [], link)
     assert s["concept_coverage"] is None and s["retrieval_recall"] is None
     assert s["concept_support"] is None and s["evidence_use"] is None
-    means = mean_scores([s, {"concept_coverage": 0.5, "concept_support": 1.0, "retrieval_recall": 0.0, "evidence_use": 0.25}])
+    other = {"concept_coverage": 0.5, "concept_support": 1.0, "retrieval_recall": 0.0, "evidence_use": 0.25}
+    means = mean_scores([s, other])
     assert means["concept_coverage"] == 0.5 and means["concept_coverage_n"] == 1
 
 
@@ -39,4 +40,5 @@ def test_wins_and_losses_by_group():
     b = [{"x": 0.3, "g": "cs"}, {"x": 0.5, "g": "cs"}, {"x": 0.1, "g": "ai"}, {"x": 0.9, "g": "ai"}]
     out = wins_and_losses(a, b, "x", key=lambda r: r["g"])
     assert out == {"ai": {"wins": 0, "losses": 1, "ties": 0}, "cs": {"wins": 1, "losses": 0, "ties": 1}}
-    assert [recall_bin(v) for v in (None, 0.0, 0.3, 0.5, 1.0)] == ["no reference concepts", "0", "(0, 0.5)", "[0.5, 1)", "1"]
+    bins = [recall_bin(v) for v in (None, 0.0, 0.3, 0.5, 1.0)]
+    assert bins == ["no reference concepts", "0", "(0, 0.5)", "[0.5, 1)", "1"]

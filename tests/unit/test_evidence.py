@@ -3,7 +3,7 @@ from types import SimpleNamespace
 
 from kg.schema import Subgraph, SubgraphEdge, SubgraphNode
 from kg.textualize import evidence_lines, ranked_edges
-from training.modes import evidence_dropout
+from training.graph_inputs import evidence_dropout
 
 
 def node(cid, score, definition=""):

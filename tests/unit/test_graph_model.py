@@ -168,7 +168,7 @@ def test_graph_with_empty_row_generates_like_the_plain_model(tiny_model, tokeniz
 def test_save_and_load_restore_graph_modules_and_lora(tiny_model, tokenizer, tmp_path):
     from peft import LoraConfig, get_peft_model
 
-    from model.graph_model import load_graph_llm, saved_files
+    from model.graph_model import load_graph_llm
 
     fresh = copy.deepcopy(tiny_model)
     llm = get_peft_model(tiny_model, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"))
@@ -178,7 +178,7 @@ def test_save_and_load_restore_graph_modules_and_lora(tiny_model, tokenizer, tmp
     _train_steps(model, b, 2)
     model.eval()
     model.save_trainable(tmp_path)
-    assert all((tmp_path / f).exists() for f in saved_files(cfg))
+    assert all((tmp_path / f).exists() for f in cfg.spec.files(cfg))
     loaded = load_graph_llm(fresh, tokenizer, tmp_path)
     feed = {k: v for k, v in b.items() if k != "labels"}
     with torch.no_grad():

@@ -41,27 +41,32 @@ def test_bar_chart_is_valid_svg_with_escaped_labels():
 
 
 def test_interval_chart_colours_by_sign_of_the_interval():
-    root = parse(plots.interval_chart([("up", 0.1, 0.05, 0.15, 0.01), ("flat", 0.0, -0.1, 0.1, 0.9), ("down", -0.2, -0.3, -0.1, 0.02)], "d"))
+    root = parse(plots.interval_chart([("up", 0.1, 0.05, 0.15, 0.01), ("flat", 0.0, -0.1, 0.1, 0.9),
+                                       ("down", -0.2, -0.3, -0.1, 0.02)], "d"))
     colours = [c.get("fill") for c in root.iter(SVG + "circle")]
     assert colours == ["#2e7d32", "#666", "#c62828"]
     assert any("+0.100 [+0.050, +0.150]" in t for t in texts(root))
 
 
 def test_histogram_counts_bins_and_clips():
-    assert plots.histogram_counts([0.0, 0.05, 0.1, 0.99, 1.0, 1.5, -0.2], 10, 0.0, 1.0) == [3, 1, 0, 0, 0, 0, 0, 0, 0, 3]
+    assert plots.histogram_counts([0.0, 0.05, 0.1, 0.99, 1.0, 1.5, -0.2], 10, 0.0, 1.0) == [3, 1, 0, 0, 0, 0, 0, 0, 0,
+                                                                                            3]
     root = parse(plots.histogram([0.1, 0.2, 0.2], "h", bins=5, y_max=4))
     assert len(list(root.iter(SVG + "rect"))) == 5
 
 
 def test_grouped_bars_skip_missing_values():
-    root = parse(plots.grouped_bars(["ai", "cs"], ["plain", "graph"], {("ai", "plain"): 0.2, ("cs", "graph"): 0.4}, "t"))
+    root = parse(plots.grouped_bars(["ai", "cs"], ["plain", "graph"],
+                                    {("ai", "plain"): 0.2, ("cs", "graph"): 0.4}, "t"))
     data_bars = [r for r in root.iter(SVG + "rect") if r.find(SVG + "title") is not None]
     assert len(data_bars) == 2
 
 
 def test_subgraph_drawing_caps_nodes_and_drops_dangling_edges():
-    nodes = [{"id": f"c{i}", "name": f"<n{i}>", "score": 1 - i / 100, "reason": "seed (lexical)" if i == 0 else "neighbour"} for i in range(50)]
-    edges = [{"head": 0, "relation": "uses", "tail": 1, "text": "n0 uses <n1>"}, {"head": 0, "relation": "is_a", "tail": 49}]
+    nodes = [{"id": f"c{i}", "name": f"<n{i}>", "score": 1 - i / 100,
+              "reason": "seed (lexical)" if i == 0 else "neighbour"} for i in range(50)]
+    edges = [{"head": 0, "relation": "uses", "tail": 1, "text": "n0 uses <n1>"},
+             {"head": 0, "relation": "is_a", "tail": 49}]
     root = parse(plots.subgraph_svg({"nodes": nodes, "edges": edges, "seeds": ["c0"]}, max_nodes=10))
     circles = list(root.iter(SVG + "circle"))
     assert len(circles) == 10 and circles[0].get("fill") == "#f58518"  # the seed comes first, in orange
@@ -72,7 +77,8 @@ def test_subgraph_drawing_caps_nodes_and_drops_dangling_edges():
 
 def test_geval_view_reads_any_nesting():
     geval = {"judge": "j1", "warning": "judge failed the sanity check",
-             "prompts": {"study_v1": {"plain": {"mean": 3.9, "n_failed": 2, "per_item": [1, 2], "detail": {"note": "3 unparsed"}},
+             "prompts": {"study_v1": {"plain": {"mean": 3.9, "n_failed": 2, "per_item": [1, 2],
+                                                "detail": {"note": "3 unparsed"}},
                                       "graph": {"score": 4.1}}}}
     rows, info, warnings = geval_view(geval, ["plain", "graph"])
     assert [(c, s) for c, s, _ in rows] == [("prompts / study_v1", "plain"), ("prompts / study_v1", "graph")]
@@ -119,7 +125,8 @@ def test_page_shows_hostile_text_without_running_it(tmp_path):
 
 
 def test_interval_chart_labels_and_p_values_fit_inside_the_picture():
-    rows = [("graph-soft vs finetuned", 0.0123, -0.0045, 0.0291, 0.1234), ("prompt-tuning vs plain", -0.2, -0.31, -0.1, 0.0001)]
+    rows = [("graph-soft vs finetuned", 0.0123, -0.0045, 0.0291, 0.1234),
+            ("prompt-tuning vs plain", -0.2, -0.31, -0.1, 0.0001)]
     root = parse(plots.interval_chart(rows, "rougeL: difference, 95% CI"))
     width = float(root.get("width"))
     shown = {t.text: t for t in root.iter(SVG + "text")}

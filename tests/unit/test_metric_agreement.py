@@ -25,7 +25,8 @@ import pytest
 from evaluation.metrics import bleu_item, compute_metrics, rouge_item, tokenize
 
 ROWS = [
-    {"reference": "A hash table maps keys to values. It uses a hash function to pick a bucket, so lookups take constant "
+    {"reference": "A hash table maps keys to values. It uses a hash function to pick a bucket, so lookups take "
+                  "constant "
                   "time on average.",
      "prediction": "A hash table stores values under keys; a hash function picks the bucket, and lookups take constant "
                    "time on average, though collisions can slow them down."},
@@ -35,7 +36,8 @@ ROWS = [
                    "the expected running time is O(n log n) with random pivots."},
     {"reference": "The variance is the expected squared deviation of a random variable from its mean. It measures how "
                   "spread out the values are.",
-     "prediction": "Variance measures how spread out the values are: it is the expected squared deviation from the mean."},
+     "prediction": "Variance measures how spread out the values are: it is the expected squared deviation from the "
+                   "mean."},
     {"reference": "Dropout randomly zeroes activations during training. It is a kind of regularization that helps to "
                   "prevent overfitting, and it is switched off at inference.",
      "prediction": "During training, dropout randomly sets activations to zero, which is a kind of regularization that "
@@ -132,7 +134,8 @@ def test_sentence_bleu_n_matches_sacrebleu_statistics():
 def test_known_difference_hypothesis_shorter_than_n():
     row = {"reference": "the cat sat on the mat", "prediction": "the cat"}  # two tokens: no 3- or 4-grams
     ours = bleu_item(row)
-    stats = sacre(smooth_method="floor", smooth_value=0.1).sentence_score(joined(row["prediction"]), [joined(row["reference"])])
+    stats = sacre(smooth_method="floor", smooth_value=0.1).sentence_score(joined(row["prediction"]),
+                                                                          [joined(row["reference"])])
     assert stats.totals[2] == 0 and stats.precisions[2] == 0.0  # sacrebleu: no trigrams, precision 0
     assert ours["bleu3"] == pytest.approx(stats.bp * 0.1)  # nltk: 0/0 smoothed to 0.1/1
     assert ours["bleu1"] == pytest.approx(stats.bp * stats.precisions[0] / 100)  # orders that exist still agree

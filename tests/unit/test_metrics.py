@@ -6,8 +6,10 @@ from evaluation.metrics import compute_metrics, degeneration_item, repeated_ngra
 from evaluation.report import markdown_table
 
 ROWS = [
-    {"reference": "A hash table maps keys to values using a hash function.", "prediction": "A hash table maps keys to values with a hash function."},
-    {"reference": "Variance is the expected squared deviation from the mean.", "prediction": "The variance measures spread around the mean."},
+    {"reference": "A hash table maps keys to values using a hash function.",
+     "prediction": "A hash table maps keys to values with a hash function."},
+    {"reference": "Variance is the expected squared deviation from the mean.",
+     "prediction": "The variance measures spread around the mean."},
 ]
 
 
@@ -21,7 +23,8 @@ def test_rouge_identical_and_disjoint():
 def test_bleu_orders_and_corpus_score():
     m = compute_metrics(ROWS, ["bleu"])["bleu"]
     assert 0 < m["bleu4"] <= m["bleu1"] <= 1 and 0 < m["bleu"] <= 1
-    perfect = compute_metrics([{"reference": "the cat sat on the mat today", "prediction": "the cat sat on the mat today"}], ["bleu"])["bleu"]
+    perfect = compute_metrics([{"reference": "the cat sat on the mat today",
+                                "prediction": "the cat sat on the mat today"}], ["bleu"])["bleu"]
     assert perfect["bleu1"] == pytest.approx(1.0) and perfect["bleu"] == pytest.approx(1.0)
 
 
@@ -33,7 +36,8 @@ def test_rouge_matches_a_hand_computation():
 
 
 def test_degeneration_flags_the_studys_failure():
-    row = {"reference": "x", "prediction": "Hash tables store data.", "raw_prediction": "Hash tables store data.\n\n### Question:\nWhat is AI?", "stop_reason": "stop_string"}
+    row = {"reference": "x", "prediction": "Hash tables store data.",
+           "raw_prediction": "Hash tables store data.\n\n### Question:\nWhat is AI?", "stop_reason": "stop_string"}
     d = degeneration_item(row)
     assert d["follow_up"] == 1.0 and d["hit_limit"] == 0.0
     assert degeneration_item({"reference": "x", "prediction": "fine.", "stop_reason": "eos"})["follow_up"] == 0.0
@@ -51,10 +55,12 @@ def test_table_has_the_study_columns():
 def test_meteor_exact_match_and_the_wordnet_note():
     from evaluation import metrics
 
-    same = compute_metrics([{"reference": "a hash table maps keys", "prediction": "a hash table maps keys"}], ["meteor"])["meteor"]["meteor"]
+    same = compute_metrics([{"reference": "a hash table maps keys", "prediction": "a hash table maps keys"}],
+                           ["meteor"])["meteor"]["meteor"]
     # one chunk of 5 matches: Fmean 1, fragmentation penalty 0.5 * (1/5)^3 = 0.004
     assert same == pytest.approx(0.996, abs=1e-3)
-    other = compute_metrics([{"reference": "a hash table maps keys", "prediction": "variance measures spread"}], ["meteor"])["meteor"]["meteor"]
+    other = compute_metrics([{"reference": "a hash table maps keys", "prediction": "variance measures spread"}],
+                            ["meteor"])["meteor"]["meteor"]
     assert other == 0.0
     if isinstance(metrics._wordnet(), metrics._NoWordNet):
         assert any("WordNet" in n for n in metrics.NOTES) and "no WordNet" in metrics.metric_versions()["meteor"]
@@ -75,7 +81,8 @@ def test_bertscore_on_the_bundled_minilm():
 
 
 @pytest.mark.skipif(not Path("/usr/share/wordnet/index.sense").exists(),
-                    reason="Debian's wordnet-base / wordnet-sense-index are not installed (scripts/setup.sh installs them)")
+                    reason="Debian's wordnet-base / wordnet-sense-index are not installed "
+                           "(scripts/setup.sh installs them)")
 def test_meteor_matches_wordnet_synonyms(tmp_path, monkeypatch):
     import nltk
 

@@ -63,10 +63,12 @@ def test_classify_stop():
 
 
 def test_batched_generation_matches_one_by_one(tiny_model, tokenizer):
-    prompts = [tokenizer("short one")["input_ids"], tokenizer("a somewhat longer prompt with more tokens")["input_ids"], tokenizer("mid length prompt")["input_ids"]]
+    prompts = [tokenizer("short one")["input_ids"], tokenizer("a somewhat longer prompt with more tokens")["input_ids"],
+               tokenizer("mid length prompt")["input_ids"]]
     s = GenerationSettings(max_new_tokens=6, batch_size=3)
     batched = generate_answers(tiny_model, tokenizer, prompts, s, [])
-    single = [generate_answers(tiny_model, tokenizer, [p], GenerationSettings(max_new_tokens=6, batch_size=1), [])[0] for p in prompts]
+    single = [generate_answers(tiny_model, tokenizer, [p],
+                               GenerationSettings(max_new_tokens=6, batch_size=1), [])[0] for p in prompts]
     assert [g.raw_text for g in batched] == [g.raw_text for g in single]
     assert all(g.stop_reason in ("length", "eos") for g in batched)
 

@@ -5,14 +5,16 @@ def test_study_prompt_is_verbatim(tokenizer):
     p = build_prompt("What is a heap?", tokenizer, "study")
     assert p.text == (
         "You are applying for a job related to AI, and you can expect to encounter problems related to statistics, "
-        "computer science, and artificial intelligence.\n\n### Question:\nWhat is a heap?\n\n### Answer and Explanation:\n"
+        "computer science, and artificial intelligence.\n\n### Question:\nWhat is a heap?\n\n### Answer and "
+        "Explanation:\n"
     )
     assert "{eval_input}" in STUDY_TEMPLATE
 
 
 def test_chat_prompt_uses_the_models_template(tokenizer):
     p = build_prompt("What is a heap?", tokenizer, "chat")
-    assert p.text.startswith("<|im_start|>system\nYou are applying for a job") and p.text.endswith("<|im_start|>assistant\n")
+    assert p.text.startswith("<|im_start|>system\nYou are applying for a job")
+    assert p.text.endswith("<|im_start|>assistant\n")
     assert not p.add_special_tokens
 
 

@@ -36,10 +36,10 @@ def test_split_userinfo():
 
 
 def test_the_judge_records_its_endpoint_without_credentials():
-    from evaluation.judge import JudgeConfig, OpenAIJudge
+    from evaluation.geval import JudgeConfig, OpenAIJudge
 
-    cfg = JudgeConfig(model="m", base_url="http://user:s3cret@127.0.0.1:9/v1", api_key="k")
-    judge = OpenAIJudge(cfg)
+    cfg = JudgeConfig(kind="openai", model="m", base_url="http://user:s3cret@127.0.0.1:9/v1")
+    judge = OpenAIJudge(cfg, api_key="k")
     assert judge.cache_identity()["base_url"] == "http://user:***@127.0.0.1:9/v1"
     assert "s3cret" not in json.dumps(cfg.public_dict())
     assert "s3cret" in str(judge.client.base_url)  # the client itself still authenticates with it

@@ -285,8 +285,8 @@ def test_limits_on_body_size_n_and_max_tokens(tiny_model, tokenizer):
 def test_a_stalled_upload_answers_408_without_holding_the_model(tiny_model, tokenizer):
     with serving(tiny_model, tokenizer, body_timeout=1.0) as srv:
         stalled = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
-        head = (f"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                f"Content-Length: 500\r\n\r\n").encode()
+        head = ("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                "Content-Length: 500\r\n\r\n").encode()
         stalled.sendall(head + b'{"model": "tiny", ')
         # while that upload stalls, another client is served
         r = openai_client(srv, timeout=10).chat.completions.create(model="tiny", messages=MSG, max_tokens=2)

@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from evaluation.run import compare_systems, comparison_table
+from evaluation.report import comparison_table
+from evaluation.scoring import compare_systems
 from evaluation.significance import paired_bootstrap
 
 
@@ -31,7 +32,8 @@ def test_deterministic_and_checked():
 def test_systems_are_compared_with_the_first():
     rows = {
         "plain": [{"reference": "a hash table maps keys to values", "prediction": "it stores things"}] * 5,
-        "finetuned": [{"reference": "a hash table maps keys to values", "prediction": "a hash table maps keys to values"}] * 5,
+        "finetuned": [{"reference": "a hash table maps keys to values",
+                       "prediction": "a hash table maps keys to values"}] * 5,
     }
     comp = compare_systems(rows)
     c = comp["finetuned vs plain"]["rougeL"]
@@ -40,7 +42,7 @@ def test_systems_are_compared_with_the_first():
 
 
 def test_graph_systems_are_also_compared_with_the_finetuned_model():
-    from evaluation.run import compare_systems
+    from evaluation.scoring import compare_systems
 
     def rows(system, words):
         return [{"id": f"q{i}", "system": system, "domain": "ai", "reference": "the cat sat on the mat today",
@@ -49,7 +51,9 @@ def test_graph_systems_are_also_compared_with_the_finetuned_model():
     all_rows = {
         "plain": rows("plain", ["dogs run far", "a b c", "nothing here", "x y"]),
         "finetuned": rows("finetuned", ["the cat sat", "the mat", "cat on mat", "the cat today"]),
-        "graph": rows("graph", ["the cat sat on the mat", "the cat sat on the mat today", "cat sat on the mat", "the mat today"]),
+        "graph": rows("graph",
+                      ["the cat sat on the mat", "the cat sat on the mat today",
+                       "cat sat on the mat", "the mat today"]),
     }
     comps = compare_systems(all_rows)
     assert list(comps) == ["finetuned vs plain", "graph vs plain", "graph vs finetuned"]

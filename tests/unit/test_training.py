@@ -61,9 +61,11 @@ def test_interrupted_run_resumes_to_the_same_weights(tiny_model, tokenizer, item
                 raise Crash()
 
     with pytest.raises(Crash):
-        train_sft(lora(copy.deepcopy(tiny_model)), tokenizer, train, dev, cfg(cut_dir, epochs=2), cut_dir, [CrashAfterStep3()])
+        train_sft(lora(copy.deepcopy(tiny_model)), tokenizer, train, dev, cfg(cut_dir, epochs=2), cut_dir,
+                  [CrashAfterStep3()])
     assert [p.name for p in complete_checkpoints(cut_dir / "checkpoints")] == ["checkpoint-2"]
-    summary = train_sft(lora(copy.deepcopy(tiny_model)), tokenizer, train, dev, cfg(cut_dir, epochs=2, resume=True), cut_dir)
+    summary = train_sft(lora(copy.deepcopy(tiny_model)), tokenizer, train, dev, cfg(cut_dir, epochs=2, resume=True),
+                        cut_dir)
     assert summary["global_step"] == 8
     a = load_file(full_dir / "checkpoints" / "checkpoint-8" / "adapter_model.safetensors")
     b = load_file(cut_dir / "checkpoints" / "checkpoint-8" / "adapter_model.safetensors")
@@ -82,3 +84,23 @@ def test_a_half_written_checkpoint_is_skipped(tmp_path):
         else:
             (d / "trainer_state.json").write_text('{"global_st')
     assert [p.name for p in complete_checkpoints(tmp_path)] == ["checkpoint-2"]
+
+
+def test_dev_selection_that_falls_back_to_the_last_checkpoint_says_so(tmp_path, caplog):
+    from training.sft import select_checkpoint
+
+    for step in (2, 4):
+        ckpt = tmp_path / "checkpoints" / f"checkpoint-{step}"
+        ckpt.mkdir(parents=True)
+        (ckpt / "trainer_state.json").write_text("{}")
+        for f in ("adapter_config.json", "adapter_model.safetensors"):
+            (ckpt / f).write_text(f"step {step}")
+    cfg = TrainConfig(select_on="dev_rougeL", batch_size=4, micro_batch_size=4)
+    (tmp_path / "dev_scores.json").write_text('{"2": 0.31, "4": 0.12}')
+    assert select_checkpoint(tmp_path, cfg).name == "checkpoint-2" and "fell back" not in caplog.text
+    (tmp_path / "dev_scores.json").unlink()
+    with caplog.at_level("WARNING", logger="training.sft"):
+        chosen = select_checkpoint(tmp_path, cfg)
+    assert chosen.name == "checkpoint-4"
+    assert (tmp_path / "adapter" / "adapter_model.safetensors").read_text() == "step 4"
+    assert "dev selection (dev_rougeL) fell back to the last checkpoint, checkpoint-4" in caplog.text

@@ -51,7 +51,8 @@ def batch(tokenizer, with_graphs: bool):
     from training.sft import PadCollator
 
     rows = []
-    for q, a in (("What is a heap?", "A tree with the heap property."), ("Why normalise inputs?", "So steps are even.")):
+    for q, a in (("What is a heap?", "A tree with the heap property."),
+                 ("Why normalise inputs?", "So steps are even.")):
         p = tokenizer(f"### Question:\n{q}\n\n### Answer and Explanation:\n")["input_ids"]
         ans = tokenizer(a, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
         rows.append({"input_ids": p + ans, "labels": [-100] * len(p) + ans})

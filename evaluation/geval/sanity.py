@@ -11,8 +11,8 @@ The verdict, per prompt and scoring method, over the pairs where both planted an
 - p = one-sided sign test (exact binomial, ties dropped) of wins against losses, H0: P(win) = 1/2;
 - "separates" when separation >= MIN_SEPARATION (0.7) and p < ALPHA (0.05); "does not separate"
   otherwise; "inconclusive" with fewer than MIN_PAIRS (5) scored pairs, where even a perfect record
-  cannot reach p < 0.05 (0.5^4 = 0.0625). The bundled model's best prompt, 17 of 30 (0.57, p = 0.29; README,
-  G-Eval section), fails both tests.
+  cannot reach p < 0.05 (0.5^4 = 0.0625). The bundled 135M model fails both tests on 30 pairs (17, 16 and 7
+  of 30 for the three prompts: separation 0.57 at best, p = 0.29).
 Both conditions are needed: with many pairs a weak judge (say 55% wins) passes the sign test alone, and
 with few pairs a lucky 4 of 5 passes the separation alone.
 
@@ -61,7 +61,8 @@ def planted_rows(items, n: int, seed: int = 0) -> tuple[list[dict], list[dict]]:
             other = next((o for o in pool if o.answer.strip() != it.answer.strip()), other)
         base = {"question": it.question, "reference": it.answer, "domain": it.domain}
         good.append({**base, "id": it.id, "system": "sanity:reference", "prediction": it.answer})
-        bad.append({**base, "id": it.id, "system": "sanity:shuffled", "prediction": other.answer, "answer_from": other.id})
+        bad.append({**base, "id": it.id, "system": "sanity:shuffled", "prediction": other.answer,
+                    "answer_from": other.id})
     return good, bad
 
 

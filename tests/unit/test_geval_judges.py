@@ -10,18 +10,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from evaluation.geval import LocalJudge, probability_weighted, render
-from evaluation.judge import (
-    JudgeCache,
-    JudgeConfig,
-    JudgeError,
-    OpenAIJudge,
-    backoff_delay,
-    cache_key,
-    judge_rows,
-    open_cache,
-    score_name,
-)
+from evaluation.geval.cache import JudgeCache, cache_key, open_cache
+from evaluation.geval.config import JudgeConfig
+from evaluation.geval.judges import JudgeError, LocalJudge, OpenAIJudge, backoff_delay
+from evaluation.geval.prompts import probability_weighted, render
+from evaluation.geval.runner import judge_rows, score_name
 
 # The fixed log-probability fixture: what the endpoint returns for the score token, and the hand sum.
 # p over score tokens: 4 -> .6, 5 -> .2, 3 -> .1, 2 -> .03 (total .93); "The" is not a score.
@@ -104,16 +97,20 @@ class _FlakyHandler(BaseHTTPRequestHandler):
         choices = []
         for i in range(n):
             if body.get("logprobs"):
-                tops = [_entry("I", 0.5), _entry(" cannot", 0.2)] if action == "noscore" else [_entry(t, p) for t, p in FIXTURE]
+                tops = [_entry("I", 0.5),
+                        _entry(" cannot", 0.2)] if action == "noscore" else [_entry(t, p) for t, p in FIXTURE]
                 content = [{**tops[0], "top_logprobs": tops}]
                 if srv.leading_newline:
                     content.insert(0, {**_entry("\n", 0.9), "top_logprobs": [_entry("\n", 0.9), _entry(" ", 0.05)]})
                 text = "".join(c["token"] for c in content)
                 logprobs = None if action == "nologprobs" else {"content": content}
             else:
-                text, logprobs = ("I would rather not" if action == "noscore" else SAMPLES[(srv.count + i) % len(SAMPLES)]), None
-            choices.append({"index": i, "message": {"role": "assistant", "content": text}, "logprobs": logprobs, "finish_reason": "stop"})
-        self._reply(200, {"id": "x", "object": "chat.completion", "created": 0, "model": body["model"], "choices": choices,
+                sample = SAMPLES[(srv.count + i) % len(SAMPLES)]
+                text, logprobs = ("I would rather not" if action == "noscore" else sample), None
+            choices.append({"index": i, "message": {"role": "assistant", "content": text},
+                            "logprobs": logprobs, "finish_reason": "stop"})
+        self._reply(200,
+                    {"id": "x", "object": "chat.completion", "created": 0, "model": body["model"], "choices": choices,
                           "usage": {"prompt_tokens": 100, "completion_tokens": 2 * n, "total_tokens": 100 + 2 * n}})
 
 
@@ -128,8 +125,8 @@ def endpoint():
 
 
 def make_judge(url, sleeps=None, **kw):
-    cfg = JudgeConfig(model="flaky-judge", base_url=url, api_key="k", backoff_base=0.01, backoff_max=10.0, **kw)
-    return OpenAIJudge(cfg, sleep=(sleeps.append if sleeps is not None else (lambda s: None)), seed=0)
+    cfg = JudgeConfig(kind="openai", model="flaky-judge", base_url=url, backoff_base=0.01, backoff_max=10.0, **kw)
+    return OpenAIJudge(cfg, sleep=(sleeps.append if sleeps is not None else (lambda s: None)), seed=0, api_key="k")
 
 
 def rows(n=4, marker=None):
@@ -138,7 +135,8 @@ def rows(n=4, marker=None):
         answer = f"A heap is a tree with the heap property ({i})."
         if marker and i in marker:
             answer += " " + marker[i]
-        out.append({"id": f"q{i}", "system": "plain", "question": "What is a heap?", "prediction": answer, "reference": "A complete tree."})
+        out.append({"id": f"q{i}", "system": "plain", "question": "What is a heap?", "prediction": answer,
+                    "reference": "A complete tree."})
     return out
 
 
@@ -247,7 +245,8 @@ def test_cache_key_separates_judge_endpoint_prompt_method_settings_and_text():
 def test_a_run_with_failures_finishes_and_a_rerun_asks_only_for_them(endpoint, tmp_path):
     items = rows(6, marker={1: "FAIL", 4: "MUMBLE"})
     endpoint.rule = lambda p: "500" if "FAIL" in p else "noscore" if "MUMBLE" in p else None
-    judge = make_judge(endpoint.url, max_attempts=2, concurrency=3, price_prompt_per_1k=0.01, price_completion_per_1k=0.03)
+    judge = make_judge(endpoint.url, max_attempts=2, concurrency=3, price_prompt_per_1k=0.01,
+                       price_completion_per_1k=0.03)
     cache = open_cache(tmp_path)
     scores, summary = judge_rows(items, judge, ["study_v2"], "probability", cache=cache)
     name = score_name("study_v2", "probability")
@@ -264,7 +263,8 @@ def test_a_run_with_failures_finishes_and_a_rerun_asks_only_for_them(endpoint, t
 
     endpoint.rule = None  # the endpoint recovers
     before = endpoint.count
-    scores, summary = judge_rows(items, make_judge(endpoint.url), ["study_v2"], "probability", cache=open_cache(tmp_path))
+    scores, summary = judge_rows(items, make_judge(endpoint.url), ["study_v2"], "probability",
+                                 cache=open_cache(tmp_path))
     assert endpoint.count - before == 2 and summary["n_cached"] == 4 and summary["n_asked"] == 2
     assert summary["n_failed"] == 0 and all(s[name] == pytest.approx(HAND_SCORE) for s in scores)
 
@@ -291,8 +291,9 @@ def test_config_from_env_validation_and_no_key_in_results(monkeypatch):
     judge = OpenAIJudge(JudgeConfig())
     assert judge.cache_identity() == {"model": "env-judge", "base_url": "http://127.0.0.1:9/v1"}
     assert judge.client.max_retries == 0 and judge.client.api_key == "sk-secret"
-    cfg = JudgeConfig(api_key="sk-secret")
-    assert "sk-secret" not in repr(cfg) and "sk-secret" not in json.dumps(cfg.public_dict())
+    assert "api_key" not in JudgeConfig.__dataclass_fields__  # the key is never a setting, so never a result
+    given = OpenAIJudge(JudgeConfig(kind="openai", model="m"), api_key="sk-given")
+    assert given.client.api_key == "sk-given" and "sk-given" not in json.dumps(given.config.public_dict())
     monkeypatch.delenv("STUDYLLAMA_JUDGE_MODEL")
     with pytest.raises(ValueError, match="STUDYLLAMA_JUDGE_MODEL"):
         OpenAIJudge(JudgeConfig())
@@ -321,7 +322,8 @@ def test_cli_scores_a_predictions_file(endpoint, tmp_path, capsys):
 
     pred = tmp_path / "predictions.jsonl"
     pred.write_text("".join(json.dumps(r) + "\n" for r in rows(2)))
-    args = ["--predictions", str(pred), "--model", "flaky-judge", "--base_url", endpoint.url, "--cache_dir", str(tmp_path / "c"),
+    args = ["--predictions", str(pred), "--model", "flaky-judge", "--base_url", endpoint.url, "--cache_dir",
+            str(tmp_path / "c"),
             "--methods", "probability", "sampling", "--prompts", "study_v2", "--no_progress"]
     assert main(args) == 0
     out = [json.loads(line) for line in (tmp_path / "geval_scores.jsonl").read_text().splitlines()]

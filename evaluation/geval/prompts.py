@@ -7,10 +7,8 @@ Scoring:
 - "probability" (the G-Eval paper): score = sum over s in 1..5 of p(s) * s, with p the judge's
   probabilities for the score token, renormalised over the five score tokens;
 - "sampling" (the study): n samples at temperature 2, top_p 1; the mean of the parsed scores.
-Judges: any causal LM loaded locally (`LocalJudge` here, probabilities read from its logits) and any
-OpenAI-compatible endpoint (`evaluation.judge.OpenAIJudge`). Both turn what the judge returned into a
-score through `judgement_from_logprobs` / `judgement_from_samples`, so the two scorings exist once.
-`evaluation.judge.judge_rows` runs either judge over prediction rows, with a cache and failure records.
+Both judges (evaluation.geval.judges) turn what they got back into a score through `judgement_from_logprobs` /
+`judgement_from_samples`, so the two scorings exist once.
 """
 from __future__ import annotations
 
@@ -23,14 +21,16 @@ PROMPT_HEADER = (
     "Please make sure you read and understand these instructions carefully. Please keep this document "
     "open while reviewing, and refer to it as needed.\n\n"
     "Evaluation Criteria:\n"
-    "Factual Consistency (1-5): Does the answer contain untruthful or misleading facts that are not supported by the question?\n\n"
+    "Factual Consistency (1-5): Does the answer contain untruthful or misleading facts that are not supported by the "
+    "question?\n\n"
 )
 EXAMPLE = "Example:\nQuestion:\n{question}\nAnswer:\n{answer}\n\nEvaluation Form (scores ONLY):\n- Factual Consistency:"
 
 STUDY_PROMPT_V1 = PROMPT_HEADER + (
     "Evaluation Steps:\n"
     "1. Review the question and answer provided carefully to understand the context.\n"
-    "2. Evaluate the given answer's factual consistency based on whether the information aligns with or contradicts the question.\n"
+    "2. Evaluate the given answer's factual consistency based on whether the information aligns with or contradicts "
+    "the question.\n"
     "3. Rate the factual consistency of the answer on a scale of 1 to 5, where 1 indicates a low level and 5 indicates "
     "a high level of consistency with the question.\n\n"
 ) + EXAMPLE
@@ -113,68 +113,3 @@ def judgement_from_samples(samples: list[str], **detail) -> Judgement:
     """The study's score from sampled replies (the one place it is computed)."""
     score, parsed = sampled_mean(samples)
     return Judgement(score, "sampling", {"samples": samples, "parsed": parsed, **detail})
-
-
-class LocalJudge:
-    """A causal LM as judge: next-token probabilities of "1".."5" after the prompt, or samples from it.
-
-    Not thread-safe: `evaluation.judge.judge_rows` runs it with one worker. The sampling defaults are the
-    study's (10 samples at temperature 2, top_p 1).
-    """
-
-    max_workers = 1
-
-    def __init__(self, model, tokenizer, name: str = "local", samples: int = 10, temperature: float = 2.0,
-                 top_p: float = 1.0, max_new_tokens: int = 4, seed: int = 0):
-        self.model, self.tok, self.name = model, tokenizer, name
-        self.samples, self.temperature, self.top_p, self.max_new_tokens, self.seed = samples, temperature, top_p, max_new_tokens, seed
-        self.score_ids = {}
-        for s in SCORES:
-            ids = tokenizer(f" {s}", add_special_tokens=False)["input_ids"] + tokenizer(str(s), add_special_tokens=False)["input_ids"]
-            self.score_ids[s] = sorted(set(i for i in ids if tokenizer.decode([i]).strip() == str(s)))
-
-    def cache_identity(self) -> dict:
-        """What distinguishes this judge in a judgement cache: its name and the checkpoint it was loaded from."""
-        source = getattr(getattr(self.model, "config", None), "_name_or_path", "") or ""
-        return {"model": self.name, "base_url": f"local:{source}"}
-
-    def method_settings(self, method: str) -> dict:
-        """The settings a judgement with `method` depends on (part of the cache key)."""
-        if method == "probability":
-            return {}
-        return {"n": self.samples, "temperature": self.temperature, "top_p": self.top_p,
-                "max_new_tokens": self.max_new_tokens, "seed": self.seed}
-
-    def score_logprobs(self, prompt: str) -> dict[str, float]:
-        import torch
-
-        enc = self.tok(prompt, return_tensors="pt")
-        with torch.inference_mode():
-            logits = self.model(**{k: v.to(self.model.device) for k, v in enc.items()}).logits[0, -1].float()
-        logp = torch.log_softmax(logits, dim=-1)
-        out = {}
-        for s, ids in self.score_ids.items():
-            if ids:
-                out[str(s)] = float(torch.logsumexp(logp[ids], dim=0))
-        return out
-
-    def judge(self, prompt: str, method: str = "probability", n: int | None = None, temperature: float | None = None,
-              top_p: float | None = None, seed: int | None = None) -> Judgement:
-        """Score one rendered prompt; arguments left None take the judge's own settings."""
-        if method == "probability":
-            lps = self.score_logprobs(prompt)
-            n_prompt = len(self.tok(prompt)["input_ids"])
-            return judgement_from_logprobs(lps, usage={"prompt_tokens": n_prompt, "completion_tokens": 0})
-        if method == "sampling":
-            import torch
-
-            torch.manual_seed(self.seed if seed is None else seed)
-            enc = self.tok(prompt, return_tensors="pt").to(self.model.device)
-            out = self.model.generate(**enc, do_sample=True, temperature=self.temperature if temperature is None else temperature,
-                                      top_p=self.top_p if top_p is None else top_p, max_new_tokens=self.max_new_tokens,
-                                      num_return_sequences=self.samples if n is None else n, pad_token_id=self.tok.pad_token_id)
-            width = enc["input_ids"].shape[1]
-            samples = [self.tok.decode(o[width:], skip_special_tokens=True) for o in out]
-            usage = {"prompt_tokens": width, "completion_tokens": int((out[:, width:] != self.tok.pad_token_id).sum())}
-            return judgement_from_samples(samples, usage=usage)
-        raise ValueError(f"unknown G-Eval method {method!r}; use 'probability' or 'sampling'")

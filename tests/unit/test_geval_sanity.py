@@ -1,14 +1,16 @@
-"""Judge sanity statistics and verdicts on fixed numbers; G-Eval in an evaluation (evaluation.judging) with
+"""Judge sanity statistics and verdicts on fixed numbers; G-Eval in an evaluation (evaluation.geval.runner) with
 scripted judges (an oracle, a judge that cannot tell, one whose endpoint is down) and the report it feeds."""
 import json
+from dataclasses import asdict
 
 import pytest
 
 from data.schema import QAItem
 from evaluation.config import EvalConfig
-from evaluation.geval import judgement_from_logprobs
-from evaluation.judge import JudgeError
-from evaluation.judge_sanity import (
+from evaluation.geval.config import JudgeConfig
+from evaluation.geval.judges import JudgeError
+from evaluation.geval.prompts import judgement_from_logprobs
+from evaluation.geval.sanity import (
     MIN_SEPARATION,
     planted_rows,
     separation_stats,
@@ -50,7 +52,8 @@ def test_verdicts_need_both_separation_and_significance():
     assert s["separation"] == pytest.approx(MIN_SEPARATION) and s["verdict"] == "separates"
     # ties count against the judge: 20 wins, 2 losses, 8 ties is significant by the sign test, separation 0.67
     s = separation_stats(*pairs(20, 2, 8))
-    assert s["sign_test_p"] < 0.001 and s["separation"] == pytest.approx(20 / 30) and s["verdict"] == "does not separate"
+    assert s["sign_test_p"] < 0.001 and s["separation"] == pytest.approx(20 / 30)
+    assert s["verdict"] == "does not separate"
     # a weak judge over many pairs: p < 0.05 alone would pass it
     s = separation_stats(*pairs(120, 80))
     assert s["sign_test_p"] < 0.05 and s["verdict"] == "does not separate"
@@ -63,12 +66,14 @@ def test_too_few_scored_pairs_is_inconclusive_and_unscored_pairs_are_left_out():
     assert (s["n_planted"], s["n_pairs"], s["n_unscored"], s["wins"]) == (6, 4, 2, 4)
     assert s["verdict"] == "inconclusive" and "inconclusive" in verdict_warning("c", s, "j")
     s = separation_stats([None, None], [None, None])
-    assert s["n_pairs"] == 0 and s["separation"] is None and s["reference_mean"] is None and s["verdict"] == "inconclusive"
+    assert s["n_pairs"] == 0 and s["separation"] is None and s["reference_mean"] is None
+    assert s["verdict"] == "inconclusive"
     with pytest.raises(ValueError):
         separation_stats([1.0], [1.0, 2.0])
 
 
-ITEMS = [QAItem(f"{d}-{i}", d, f"Question {d} {i}?", f"Answer about {d} number {i}.") for d in ("cs", "stats", "ai") for i in range(4)]
+ITEMS = [QAItem(f"{d}-{i}", d, f"Question {d} {i}?",
+                f"Answer about {d} number {i}.") for d in ("cs", "stats", "ai") for i in range(4)]
 
 
 def test_planted_rows_pair_each_question_with_its_reference_and_another_answer():
@@ -94,25 +99,39 @@ def test_spearman_and_its_undefined_cases():
     assert spearman([3, 3, 3], [1, 2, 3])["why_none"] == "constant scores"
 
 
-def test_eval_config_names_judge_conflicts_at_once():
+def test_judge_config_names_its_conflicts_at_once_and_nests_in_eval_config():
     with pytest.raises(ValueError) as err:
-        EvalConfig(systems=["plain"], judge="gpt", judge_sanity=1, judge_prompts=["study_v3"], judge_methods=["vibes"])
+        JudgeConfig(kind="gpt", sanity=1, prompts=["study_v3"], methods=["vibes"], concurrency=0)
     msg = str(err.value)
-    for part in ("judge must be one of", "judge_sanity", "judge_prompts", "judge_methods"):
+    for part in ("kind must be one of", "sanity", "prompts", "methods", "concurrency"):
         assert part in msg
-    with pytest.raises(ValueError, match="judge_base_url is for --judge openai"):
-        EvalConfig(systems=["plain"], judge="local", judge_base_url="http://x/v1")
-    with pytest.raises(ValueError, match="judge_quantization is for --judge local"):
-        EvalConfig(systems=["plain"], judge="openai", judge_quantization="none")
-    with pytest.raises(ValueError, match="given without judge"):
-        EvalConfig(systems=["plain"], judge_model="bundled")
-    with pytest.raises(ValueError, match="judge_\\* endpoint settings: concurrency"):
-        EvalConfig(systems=["plain"], judge="openai", judge_concurrency=0)
-    cfg = EvalConfig(systems=["plain"], judge="openai", judge_prompts=["study_v1,reference"], judge_model="m")
-    assert cfg.judge_prompts == ["study_v1", "reference"]
-    jc = cfg.judge_config()
-    assert jc.prompts == ["study_v1", "reference"] and jc.api_key is None and jc.model == "m"
-    assert "api_key" not in json.dumps(vars(cfg))  # EvalConfig goes to metrics.json: it has no key field at all
+    with pytest.raises(ValueError, match="base_url is for --judge.kind openai"):
+        JudgeConfig(kind="local", base_url="http://x/v1")
+    with pytest.raises(ValueError, match="quantization is for --judge.kind local"):
+        JudgeConfig(kind="openai", quantization="none")
+    with pytest.raises(ValueError, match="given without a judge"):
+        JudgeConfig(model="bundled")
+    cfg = EvalConfig(systems=["plain"], judge={"kind": "openai", "prompts": ["study_v1,reference"], "model": "m"})
+    assert cfg.judge.prompts == ["study_v1", "reference"] and cfg.judge.model == "m"
+    assert "api_key" not in json.dumps(asdict(cfg))  # EvalConfig goes to metrics.json: it has no key field at all
+
+
+def test_judge_flags_nest_under_eval_and_old_flat_settings_still_read():
+    import argparse
+
+    from data.cli import add_dataclass_args, dataclass_from_args
+    from evaluation.config import upgrade_eval_section
+
+    p = argparse.ArgumentParser()
+    add_dataclass_args(p, EvalConfig, "eval")
+    args = p.parse_args(["--eval.judge.kind", "local", "--eval.judge.methods", "probability", "sampling",
+                         "--eval.systems", "plain"])
+    cfg = dataclass_from_args(EvalConfig, args, "eval", {"judge": {"sanity": 6}})
+    assert (cfg.judge.kind, cfg.judge.methods, cfg.judge.sanity) == ("local", ["probability", "sampling"], 6)
+    old = {"systems": ["plain"], "judge": "openai", "judge_model": "m", "judge_sanity": 0, "sample": 3}
+    assert upgrade_eval_section(old) == {"systems": ["plain"], "sample": 3,
+                                         "judge": {"kind": "openai", "model": "m", "sanity": 0}}
+    assert EvalConfig(**upgrade_eval_section(old)).judge.model == "m"
 
 
 # -- G-Eval in an evaluation, with scripted judges ------------------------------------------------------------
@@ -178,12 +197,12 @@ def no_bertscore(monkeypatch):
 
 
 def run(judge, tmp_path, sanity=6, **kw):
-    from evaluation.judging import run_geval
+    from evaluation.geval.runner import run_geval
 
-    cfg = EvalConfig(systems=["plain", "finetuned"], run_dir="unused", judge="local", judge_prompts=["study_v2", "reference"],
-                     judge_sanity=sanity, judge_cache_dir=str(tmp_path / "cache"), **kw)
+    jc = JudgeConfig(kind="local", prompts=["study_v2", "reference"], sanity=sanity, cache_dir=str(tmp_path / "cache"),
+                     **kw)
     rows = system_rows()
-    geval = run_geval(cfg, judge, {"kind": "scripted"}, rows, ITEMS, tmp_path, progress=False)
+    geval = run_geval(jc, judge, {"kind": "scripted"}, rows, ITEMS, tmp_path, progress=False)
     return geval, rows
 
 
@@ -202,12 +221,15 @@ def test_a_judge_that_separates_gets_scores_intervals_and_no_warning(tmp_path, n
     assert rows["finetuned"][0]["geval_study_v2_probability"] == 5  # per-item scores merged into the rows
     agree = geval["agreement"]["with_reference_metrics"]["study_v2/probability"]
     assert agree["rougeL"]["rho"] > 0.8 and agree["rougeL"]["n"] == 8
-    assert geval["agreement"]["between_contexts"]["study_v2/probability ~ reference/probability"]["rho"] == pytest.approx(1.0)
+    between = geval["agreement"]["between_contexts"]
+    assert between["study_v2/probability ~ reference/probability"]["rho"] == pytest.approx(1.0)
     total = geval["usage"]["total"]
-    assert total["n_items"] == 2 * 4 * 2 + 2 * 6 * 2 and total["n_asked"] == judge.asked and total["tokens"]["total"] == 11 * judge.asked
+    assert total["n_items"] == 2 * 4 * 2 + 2 * 6 * 2 and total["n_asked"] == judge.asked
+    assert total["tokens"]["total"] == 11 * judge.asked
     assert len((tmp_path / "geval_sanity.jsonl").read_text().splitlines()) == 12
     table = markdown_table(zero_metrics(), 4, geval) + geval_markdown(geval)
-    assert "G-Eval study_v2/probability |" in table and "| 5.000 |" in table and "†" not in table and "| separates |" in table
+    assert "G-Eval study_v2/probability |" in table and "| 5.000 |" in table and "†" not in table
+    assert "| separates |" in table
 
     again = ScriptedJudge(oracle)  # the same judgements again: all from the cache
     geval2, _ = run(again, tmp_path)
@@ -225,7 +247,8 @@ def test_a_judge_that_cannot_tell_is_flagged_next_to_its_scores(tmp_path, no_ber
     assert len(geval["warning"]) == 2 and all("does not separate good from bad answers" in w for w in geval["warning"])
     assert geval["agreement"]["with_reference_metrics"]["study_v2/probability"]["rougeL"]["rho"] is None  # constant
     table = markdown_table(zero_metrics(), 4, geval)
-    assert "G-Eval study_v2/probability † |" in table and "3.000†" in table and "† study_v2/probability: judge flat" in table
+    assert "G-Eval study_v2/probability † |" in table and "3.000†" in table
+    assert "† study_v2/probability: judge flat" in table
     assert "**Warning.** reference/probability: judge flat does not separate" in geval_markdown(geval)
     summary = {"config": {"systems": ["plain", "finetuned"]}, "metrics": {}, "geval": geval}
     page = render_page(summary, [r for rs in rows.values() for r in rs])
@@ -238,10 +261,12 @@ def test_an_endpoint_that_fails_costs_items_not_the_run(tmp_path, no_bertscore):
 
     geval, rows = run(ScriptedJudge(down), tmp_path)
     ctx = geval["study_v2/probability"]
-    assert ctx["plain"]["mean"] is None and ctx["plain"]["n_failed"] == 4 and ctx["plain"]["failures"][0]["error"] == "server_error"
+    assert ctx["plain"]["mean"] is None and ctx["plain"]["n_failed"] == 4
+    assert ctx["plain"]["failures"][0]["error"] == "server_error"
     assert ctx["verdict"] == "inconclusive" and "finetuned" in ctx and ctx["finetuned"]["vs_baseline"]["n"] == 0
     assert rows["plain"][0]["geval_study_v2_probability"] is None
-    assert any("inconclusive" in w for w in geval["warning"]) and any("judgements failed" in w for w in geval["warning"])
+    assert any("inconclusive" in w for w in geval["warning"])
+    assert any("judgements failed" in w for w in geval["warning"])
     # the endpoint is back: a rerun asks for everything that failed, and nothing else
     back = ScriptedJudge(oracle)
     geval2, _ = run(back, tmp_path)

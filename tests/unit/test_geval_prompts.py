@@ -2,7 +2,8 @@ import math
 
 import pytest
 
-from evaluation.geval import PROMPTS, LocalJudge, parse_score, probability_weighted, render, sampled_mean
+from evaluation.geval.judges import LocalJudge
+from evaluation.geval.prompts import PROMPTS, parse_score, probability_weighted, render, sampled_mean
 
 
 def test_study_prompts_are_the_studys():
@@ -19,14 +20,16 @@ def test_study_prompts_are_the_studys():
 
 def test_probability_weighted_equals_the_hand_computed_sum():
     # top log-probabilities as an API returns them, with non-score tokens and a duplicate " 4"
-    lps = {"4": math.log(0.5), " 4": math.log(0.1), "5": math.log(0.2), "3": math.log(0.1), "The": math.log(0.05), "1": math.log(0.05)}
+    lps = {"4": math.log(0.5), " 4": math.log(0.1), "5": math.log(0.2), "3": math.log(0.1), "The": math.log(0.05),
+           "1": math.log(0.05)}
     # p over score tokens: 1: .05, 3: .1, 4: .6, 5: .2 -> total .95; sum p*s = .05 + .3 + 2.4 + 1.0 = 3.75
     assert probability_weighted(lps) == pytest.approx(3.75 / 0.95)
     assert probability_weighted({"Hello": -0.1}) is None
 
 
 def test_sampling_scores_as_the_study_did():
-    assert parse_score(" 4") == 4 and parse_score("Score: 5.0") == 5 and parse_score("none") is None and parse_score("17") is None
+    assert parse_score(" 4") == 4 and parse_score("Score: 5.0") == 5 and parse_score("none") is None
+    assert parse_score("17") is None
     assert sampled_mean(["4", " 5", "x", "3"]) == (4.0, 3)
 
 
