@@ -66,6 +66,10 @@ class EvalConfig:
     system; 0 switches it off."""
     bertscore_model: str | None = None
     """Backbone for BERTScore: an HF id in the local cache or a folder (default: the bundled all-MiniLM-L6-v2)."""
+    concepts: bool = True
+    """Score each answer's concepts with the concept graph's linker (evaluation.concepts): coverage of the
+    reference's concepts, support, retrieval recall, evidence use, paired like the other metrics. Uses the run's
+    graph (its kg and store settings); skipped with a note when the graph is empty or its store is down."""
     judge: JudgeConfig = field(default_factory=JudgeConfig)
     """G-Eval: who judges every system's answers and how (--judge.kind openai|local, --judge.model, ...)."""
 

@@ -227,6 +227,32 @@ def section_histograms(by_system: dict[str, list[dict]], systems: list[str], rou
             'the same count axis for every system.</p><div class="plots">' + "".join(charts) + "</div></section>")
 
 
+def section_concepts(summary: dict, systems: list[str]) -> str:
+    """Concept scores per system and, per comparison, the questions won and lost on concept coverage."""
+    from evaluation.concepts import CONCEPT_METRICS
+    from evaluation.report import CONCEPT_LABELS
+
+    c = summary.get("concepts")
+    if not c:
+        return ('<section id="concepts"><h2>Concepts named</h2><p>No concept scores in metrics.json (the concept '
+                "graph was empty or unreachable, or --concepts false).</p></section>")
+    means = c.get("means") or {}
+    body = [[escape(s)] + [fmt((means.get(s) or {}).get(m)) for m in CONCEPT_METRICS] for s in systems if s in means]
+    parts = [table(["system"] + [CONCEPT_LABELS[m] for m in CONCEPT_METRICS], body)]
+    for name, b in (c.get("breakdown") or {}).items():
+        rows = [[escape(f"{title}: {g}"), fmt(v["wins"]), fmt(v["losses"]), fmt(v["ties"])]
+                for title, groups in (("domain", b["by_domain"]), ("retrieval recall", b["by_retrieval_recall"]))
+                for g, v in groups.items()]
+        parts.append(f"<h3>{escape(name)}: concept coverage per question</h3>"
+                     + table(["group", "wins", "losses", "ties"], rows))
+    return ('<section id="concepts"><h2>Concepts named</h2><p class="muted">By the concept graph\'s own linker. '
+            "Coverage: share of the reference's concepts the answer names; support: share of the answer's concepts "
+            "in the reference or the question's subgraph; retrieval recall: share of the reference's concepts in "
+            "the subgraph (the same for every system); evidence use: share of the subgraph's concepts the answer "
+            f"names. {fmt(c.get('generic_concepts_ignored'))} generic concepts ignored. Paired differences are in "
+            "the section above.</p>" + "".join(parts) + "</section>")
+
+
 def section_domains(summary: dict, systems: list[str], rows: list[dict]) -> str:
     by_domain = summary.get("by_domain") or {}
     domains = sorted({d for s in systems for d in by_domain.get(s) or {}})
@@ -344,6 +370,7 @@ def render_page(summary: dict, rows: list[dict]) -> str:
     body = [section_header(summary, systems, baseline),
             section_metrics(summary, systems, g_rows, g_warn, geval_judges(g_rows, g_info)),
             section_geval(g_rows, g_info, g_warn, systems), section_intervals(summary, systems, baseline),
+            section_concepts(summary, systems),
             section_histograms(by_system, systems, rouge_l), section_domains(summary, systems, rows),
             section_degeneration(summary, systems, by_system), section_browser(rows, systems, rouge_l, g_warn)]
     return ('<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><link rel="icon" href="data:,">'

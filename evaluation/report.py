@@ -144,13 +144,44 @@ def comparison_table(comparisons: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+CONCEPT_LABELS = {"concept_coverage": "coverage", "concept_support": "support", "retrieval_recall": "retrieval recall",
+                  "evidence_use": "evidence use"}
+
+
+def concepts_markdown(concepts: dict | None) -> str:
+    """Concept scores per system (the graph's linker), and where each comparison wins and loses on coverage."""
+    if not concepts:
+        return ""
+    from evaluation.concepts import CONCEPT_METRICS
+
+    lines = ["", "Concepts named, by the concept graph's own linker (coverage: share of the reference's concepts the "
+             "answer names; support: share of the answer's concepts found in the reference or the question's "
+             "subgraph; retrieval recall: share of the reference's concepts in the subgraph; evidence use: share of "
+             f"the subgraph's concepts the answer names). {concepts['generic_concepts_ignored']} generic concepts "
+             "(in over 8% of references) are ignored; "
+             f"{concepts['items_with_subgraph']} questions had a subgraph.", "",
+             "| system | " + " | ".join(CONCEPT_LABELS[m] for m in CONCEPT_METRICS) + " |",
+             "|---|" + "---|" * len(CONCEPT_METRICS)]
+    for system, means in concepts["means"].items():
+        lines.append(f"| {system} | " + " | ".join(
+            DASH if means.get(m) is None else f"{number(means[m], 3)} (n={means[f'{m}_n']})" for m in CONCEPT_METRICS)
+            + " |")
+    for name, b in (concepts.get("breakdown") or {}).items():
+        lines.extend(["", f"{name}, concept coverage per question (wins / losses / ties):", "",
+                      "| group | wins | losses | ties |", "|---|---|---|---|"])
+        for title, groups in (("domain", b["by_domain"]), ("retrieval recall", b["by_retrieval_recall"])):
+            for g, c in groups.items():
+                lines.append(f"| {title}: {g} | {c['wins']} | {c['losses']} | {c['ties']} |")
+    return "\n".join(lines) + "\n"
+
+
 def report_markdown(scores, n_items: int) -> str:
     """report.md's body (also what the entry points print): the table, comparisons, fallbacks, G-Eval."""
     table = markdown_table(scores.metrics, n_items, scores.geval) + comparison_table(scores.comparisons)
     for s, n in scores.graph_fallback.items():
         table += (f"\n{s}: {n} of {n_items} questions had no subgraph in the concept graph and were answered from the "
                   "plain prompt.\n")
-    return table + geval_markdown(scores.geval)
+    return table + concepts_markdown(scores.concepts) + geval_markdown(scores.geval)
 
 
 def write_reports(out_dir: Path, all_rows: dict[str, list[dict]], scores, summary: dict, table: str) -> None:
@@ -165,6 +196,8 @@ def write_reports(out_dir: Path, all_rows: dict[str, list[dict]], scores, summar
                "graph_fallback": scores.graph_fallback}
     if scores.geval is not None:
         summary["geval"] = scores.geval
+    if scores.concepts is not None:
+        summary["concepts"] = scores.concepts
     from data.fileio import atomic_write_text
 
     atomic_write_text(out_dir / "metrics.json", json.dumps(summary, indent=2, sort_keys=True) + "\n")

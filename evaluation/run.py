@@ -39,6 +39,23 @@ def sample_items(items: list[QAItem], n: int | None, seed: int) -> list[QAItem]:
     return carve_stratified(items, n, seed)[1]
 
 
+def open_concept_index(cfg: EvalConfig, run):
+    """The concept graph's index for concept scores (the run's graph settings), or None with a note saying why."""
+    from evaluation.concepts import open_concept_index as open_index
+    from evaluation.metrics import NOTES
+    from kg.config import KGConfig
+    from kg.store import StoreConfig, StoreUnavailableError
+
+    try:
+        return open_index(run.kg if run else KGConfig(), run.store if run else StoreConfig())
+    except (StoreUnavailableError, ValueError, OSError) as exc:
+        note = f"concept scores left out: {exc}"
+        log.warning(note)
+        if note not in NOTES:
+            NOTES.append(note)
+        return None
+
+
 def evaluate(cfg: EvalConfig, progress: bool = True) -> EvalResult:
     from data.provenance import run_info
     from evaluation import answers
@@ -73,7 +90,8 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> EvalResult:
     all_rows = answers.generate(plans, items, style, settings, stop_strings(style), progress)
 
     # 2. score
-    scores = score(all_rows)
+    concept_index = open_concept_index(cfg, run) if cfg.concepts else None
+    scores = score(all_rows, concept_index, [it.answer for it in all_items])
     if judge is not None:
         from evaluation.geval import run_geval
 
@@ -86,7 +104,8 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> EvalResult:
     # 3. report
     table = report_markdown(scores, len(items))
     summary = {"n_items": len(items), "eval_file": str(eval_file), "prompt_style": style,
-               "generation": settings.to_dict(), "config": asdict(cfg), "metric_versions": metric_versions(),
+               "generation": settings.to_dict(), "config": {**asdict(cfg), "judge": cfg.judge.public_dict()},
+               "metric_versions": metric_versions(),
                "run": run_info()}
     write_reports(out_dir, all_rows, scores, summary, table)
     return EvalResult(out_dir, scores.metrics, table, len(items))

@@ -17,6 +17,21 @@ class Scores:
     by_domain: dict  # system -> domain -> metric group -> value
     graph_fallback: dict  # graph system -> questions answered from the plain prompt
     geval: dict | None = field(default=None)  # the G-Eval section (evaluation.geval.runner.run_geval), when judged
+    concepts: dict | None = field(default=None)  # concept scores (evaluation.concepts.score_concepts), when linked
+
+
+def comparison_pairs(systems: list[str]) -> list[tuple[str, str]]:
+    """(system, reference) pairs: every system against the first, and against finetuned when both are there."""
+    from model.modes import BASELINE, get
+
+    if len(systems) < 2:
+        return []
+    finetuned = get(BASELINE).system
+    base = systems[0]
+    pairs = [(other, base) for other in systems[1:]]
+    if finetuned in systems and base != finetuned:
+        pairs += [(other, finetuned) for other in systems if other not in (base, finetuned)]
+    return pairs
 
 
 def compare_systems(all_rows: dict[str, list[dict]]) -> dict:
@@ -25,17 +40,11 @@ def compare_systems(all_rows: dict[str, list[dict]]) -> dict:
     effect as X vs finetuned, not X vs plain. Per-item scores; CI of the difference and p."""
     from evaluation.metrics import per_item_scores
     from evaluation.significance import paired_bootstrap
-    from model.modes import BASELINE, get
 
-    systems = list(all_rows)
-    if len(systems) < 2:
+    pairs = comparison_pairs(list(all_rows))
+    if not pairs:
         return {}
-    finetuned = get(BASELINE).system
     per_item = {s: per_item_scores(rows) for s, rows in all_rows.items()}
-    base = systems[0]
-    pairs = [(other, base) for other in systems[1:]]
-    if finetuned in systems and base != finetuned:
-        pairs += [(other, finetuned) for other in systems if other not in (base, finetuned)]
     out = {}
     for other, ref in pairs:
         out[f"{other} vs {ref}"] = {
@@ -44,8 +53,9 @@ def compare_systems(all_rows: dict[str, list[dict]]) -> dict:
     return out
 
 
-def score(all_rows: dict[str, list[dict]]) -> Scores:
-    """Metrics of every system overall and per domain, paired comparisons, and graph fallbacks."""
+def score(all_rows: dict[str, list[dict]], concept_index=None, references: list[str] | None = None) -> Scores:
+    """Metrics of every system overall and per domain, paired comparisons, and graph fallbacks; with the concept
+    graph's index, the concept scores too (evaluation.concepts), paired like the others."""
     from evaluation.metrics import compute_metrics
 
     metrics = {s: compute_metrics(rows) for s, rows in all_rows.items()}
@@ -57,4 +67,15 @@ def score(all_rows: dict[str, list[dict]]) -> Scores:
         by_domain[s] = {d: compute_metrics(g, DOMAIN_METRICS) for d, g in sorted(groups.items())}
     fallback = {s: sum(bool(r.get("graph_fallback")) for r in rows) for s, rows in all_rows.items()
                 if any("graph_fallback" in r for r in rows)}
-    return Scores(metrics, compare_systems(all_rows), by_domain, fallback)
+    scores = Scores(metrics, compare_systems(all_rows), by_domain, fallback)
+    if concept_index is not None:
+        from evaluation.concepts import breakdown, paired_concepts, score_concepts
+
+        refs = references if references is not None else [r["reference"] for r in next(iter(all_rows.values()))]
+        scores.concepts = score_concepts(all_rows, concept_index, refs)
+        scores.concepts["breakdown"] = {}
+        for other, ref in comparison_pairs(list(all_rows)):
+            name = f"{other} vs {ref}"
+            scores.comparisons.setdefault(name, {}).update(paired_concepts(all_rows[ref], all_rows[other]))
+            scores.concepts["breakdown"][name] = breakdown(all_rows[ref], all_rows[other])
+    return scores

@@ -42,3 +42,64 @@ def test_wins_and_losses_by_group():
     assert out == {"ai": {"wins": 0, "losses": 1, "ties": 0}, "cs": {"wins": 1, "losses": 0, "ties": 1}}
     bins = [recall_bin(v) for v in (None, 0.0, 0.3, 0.5, 1.0)]
     assert bins == ["no reference concepts", "0", "(0, 0.5)", "[0.5, 1)", "1"]
+
+
+def _rows(system, answers, subgraphs=None):
+    from tests.fixtures.study import ITEMS
+
+    rows = []
+    for it, a in zip(ITEMS, answers):
+        r = {"id": it.id, "system": system, "domain": it.domain, "question": it.question, "reference": it.answer,
+             "prediction": a, "raw_prediction": a, "stop_reason": "eos", "new_tokens": 10}
+        if subgraphs is not None:
+            r["subgraph"] = {"nodes": [{"id": c} for c in subgraphs[it.id]]}
+            r["graph_fallback"] = False
+        rows.append(r)
+    return rows
+
+
+def test_scores_reach_rows_comparisons_report_and_page(tmp_path):
+    """The whole path with the graph's linker: per-item scores in the rows, paired comparisons, report.md's
+    section and report.html's, computed from the concept graph index and nothing hand-fed."""
+    from evaluation.report import report_markdown, write_reports
+    from evaluation.scoring import score
+    from tests.fixtures.study import ITEMS, tiny_index
+
+    index = tiny_index()
+    plain = ["It is a kind of list.", "It looks at every element.", "You retry later."]
+    finetuned = ["A hash table uses a hash function.", "Binary search needs a sorted array.",
+                 "A collision is handled by chaining."]
+    sub = {"cs-1": ["hash-table", "hash-function", "collision"], "cs-2": ["binary-search", "sorted-array"],
+           "cs-3": ["collision", "hash-table"]}
+    all_rows = {"plain": _rows("plain", plain), "finetuned": _rows("finetuned", finetuned),
+                "graph": _rows("graph", finetuned[:2] + ["Collisions in a hash table: chaining."], sub)}
+    scores = score(all_rows, index, [it.answer for it in ITEMS])
+    c = scores.concepts
+    assert c["items_with_subgraph"] == 3
+    # plain names none of the references' concepts; the others name some
+    assert c["means"]["plain"]["concept_coverage"] == 0.0
+    assert c["means"]["finetuned"]["concept_coverage"] > 0.3
+    assert all(r["concepts"]["reference"] for r in all_rows["finetuned"])
+    assert all_rows["plain"][0]["retrieval_recall"] == all_rows["graph"][0]["retrieval_recall"] is not None
+    comp = scores.comparisons["finetuned vs plain"]["concept_coverage"]
+    assert comp["diff"] > 0 and comp["n"] == 3
+    assert "retrieval_recall" not in scores.comparisons["graph vs finetuned"]  # the same for every system
+    assert set(c["breakdown"]["graph vs finetuned"]["by_domain"]) == {"cs"}
+    md = report_markdown(scores, 3)
+    assert "Concepts named" in md and "| finetuned |" in md and "graph vs finetuned, concept coverage" in md
+    write_reports(tmp_path, all_rows, scores, {"n_items": 3}, md)
+    import json
+
+    assert json.loads((tmp_path / "metrics.json").read_text())["concepts"]["means"]["graph"]["concept_coverage_n"] == 3
+    page = (tmp_path / "report.html").read_text()
+    assert 'id="concepts"' in page and "evidence use" in page and "concept_coverage" in page
+
+
+def test_without_a_graph_system_subgraph_scores_are_none():
+    from evaluation.scoring import score
+    from tests.fixtures.study import ITEMS, tiny_index
+
+    all_rows = {"plain": _rows("plain", ["A hash table.", "Binary search.", "Chaining."])}
+    scores = score(all_rows, tiny_index(), [it.answer for it in ITEMS])
+    assert scores.concepts["means"]["plain"]["retrieval_recall"] is None
+    assert scores.concepts["means"]["plain"]["concept_support"] is not None
