@@ -20,6 +20,34 @@ from typing import Any
 
 
 @lru_cache(maxsize=None)
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse for the entry points: no silent abbreviations (`--train.max_step` is an error, not max_steps),
+    and a mistyped flag gets a two-line error with the nearest real flags instead of the whole usage."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+    def known_flags(self) -> list[str]:
+        return [o for a in self._actions for o in a.option_strings if o.startswith("--")]
+
+    def error(self, message: str):
+        import difflib
+        import re
+        import sys
+
+        hints = []
+        for bad in re.findall(r"(--[\w.\-]+)", message) if "unrecognized arguments" in message else []:
+            close = difflib.get_close_matches(bad.split("=")[0], self.known_flags(), n=3, cutoff=0.75)
+            if close:
+                hints.append(f"{bad}: did you mean {' or '.join(close)}?")
+        sys.stderr.write(f"{self.prog}: error: {message}\n")
+        for h in hints:
+            sys.stderr.write(f"  {h}\n")
+        sys.stderr.write(f"  (`{self.prog} --help` lists every flag)\n")
+        raise SystemExit(2)
+
+
 def field_docs(cls: type) -> dict[str, str]:
     """Attribute docstrings (a string literal right after a field) of a dataclass."""
     docs: dict[str, str] = {}

@@ -5,7 +5,6 @@ prints a summary table (or JSON with --json).
 """
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import sys
@@ -21,6 +20,7 @@ from data.fileio import atomic_write, atomic_write_text
 from data.loaders import CorpusError, load_items, write_jsonl
 from data.schema import DIFFICULTIES, DOMAINS, QAItem
 from data.split import Splits, make_splits
+from data.cli import ArgumentParser
 
 log = logging.getLogger(__name__)
 COLUMNS = (*DIFFICULTIES, "unrated", "total")
@@ -167,7 +167,7 @@ def print_table(summary: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m data.prepare", description=__doc__.splitlines()[0])
+    parser = ArgumentParser(prog="python -m data.prepare", description=__doc__.splitlines()[0])
     add_dataclass_args(parser, DataConfig)
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     args = parser.parse_args(argv)

@@ -15,10 +15,11 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from model.decoding import MAX_NEW_TOKENS
+from data.cli import ArgumentParser
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m evaluation.ask", description=__doc__.splitlines()[0])
+    p = ArgumentParser(prog="python -m evaluation.ask", description=__doc__.splitlines()[0])
     p.add_argument("question", help="the interview question to answer")
     p.add_argument("--run_dir", help="a training run directory (default: the plain bundled model)")
     p.add_argument("--system", help="which of the run's systems answers (default: the one the run trained)")

@@ -12,6 +12,7 @@ import json
 import logging
 import sys
 from pathlib import Path
+from data.cli import ArgumentParser
 
 # evaluation.run's settings that mean nothing for a file judged on its own through an endpoint
 NOT_HERE = ("kind", "sanity", "quantization")
@@ -21,7 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     from data.cli import add_dataclass_args
     from evaluation.geval.config import JudgeConfig
 
-    parser = argparse.ArgumentParser(prog="python -m evaluation.judge", description=__doc__.splitlines()[0])
+    parser = ArgumentParser(prog="python -m evaluation.judge", description=__doc__.splitlines()[0])
     parser.add_argument("--predictions", required=True,
                         help="JSONL rows with id, question, prediction, reference (e.g. an evaluation's "
                              "predictions.jsonl)")

@@ -17,6 +17,7 @@ from pathlib import Path
 from data.loaders import read_split
 from data.schema import QAItem
 from evaluation.config import EvalConfig
+from data.cli import ArgumentParser
 
 log = logging.getLogger(__name__)
 DEFAULT_EVAL_FILE = Path("artifacts/data/eval.jsonl")
@@ -117,7 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     from model.memory import keep_heap_small
 
     keep_heap_small()
-    parser = argparse.ArgumentParser(prog="python -m evaluation.run", description=__doc__.splitlines()[0])
+    parser = ArgumentParser(prog="python -m evaluation.run", description=__doc__.splitlines()[0])
     add_dataclass_args(parser, EvalConfig)
     return parser
 

@@ -7,7 +7,6 @@ This module loads the model and reads the command line.
 """
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import signal
@@ -16,6 +15,7 @@ import threading
 
 from evaluation.serving.app import API_KEY_ENV, ModelServer, ServeConfig
 from model.modes import MODES, PLAIN
+from data.cli import ArgumentParser
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ def load_system(run_dir: str | None, system: str, model_name: str | None, overri
 def main(argv: list[str] | None = None) -> int:
     from data.cli import add_dataclass_args, dataclass_from_args
 
-    parser = argparse.ArgumentParser(prog="python -m evaluation.serve", description=__doc__.splitlines()[0])
+    parser = ArgumentParser(prog="python -m evaluation.serve", description=__doc__.splitlines()[0])
     parser.add_argument("--run_dir", help="training run directory: its config.json's model section "
                                           "(and adapter/ for finetuned)")
     parser.add_argument("--system", choices=SYSTEMS, default="plain",

@@ -8,10 +8,11 @@ import sys
 from data.cli import add_dataclass_args, dataclass_from_args
 from kg.config import KGConfig
 from kg.store import StoreConfig, StoreUnavailableError
+from data.cli import ArgumentParser
 
 
 def parser(prog: str, description: str, kg: bool = True) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=prog, description=description)
+    p = ArgumentParser(prog=prog, description=description)
     if kg:
         add_dataclass_args(p, KGConfig)
     add_dataclass_args(p, StoreConfig)

@@ -518,7 +518,9 @@ def summarise(grid: Grid, results: dict[str, dict] | None = None, progress: bool
 
 
 def build_arg_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python scripts/ablate.py", description=__doc__.splitlines()[0],
+    from data.cli import ArgumentParser
+
+    p = ArgumentParser(prog="python scripts/ablate.py", description=__doc__.splitlines()[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog="\n".join(__doc__.splitlines()[2:]))
     p.add_argument("--grid", default="future-work", help=f"named grid: {', '.join(GRIDS)} (default: future-work)")

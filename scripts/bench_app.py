@@ -13,7 +13,6 @@ Targets (issue 13, no judge): grading p95 <= 1 s, page interactive <= 1 s, first
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
@@ -174,7 +173,9 @@ def machine() -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    from data.cli import ArgumentParser
+
+    p = ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--n", type=int, default=30, help="graded answers (default 30)")
     p.add_argument("--pages", type=int, default=10, help="page loads (default 10)")
     p.add_argument("--run_dir", help="a training run directory (default: the plain bundled model)")

@@ -12,7 +12,6 @@ Targets (issue 5): graph latency <= 1.15x the same model without the graph; step
 """
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import statistics
@@ -32,7 +31,9 @@ def timed(fn):
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    from data.cli import ArgumentParser
+
+    p = ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--questions", type=int, default=6)
     p.add_argument("--new_tokens", type=int, default=64)
     p.add_argument("--batch", type=int, default=8)

@@ -12,7 +12,6 @@
 """
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import sys
@@ -138,7 +137,9 @@ def synthetic_index(n: int, degree: int, dim: int, seed: int = 0):
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    from data.cli import ArgumentParser
+
+    p = ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--synthetic-nodes", type=int, default=100_000)
     p.add_argument("--degree", type=int, default=4, help="average degree of the synthetic graph")
     p.add_argument("--queries", type=int, default=100)

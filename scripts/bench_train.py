@@ -185,7 +185,9 @@ def memory_child(quant: str, args) -> dict:
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    from data.cli import ArgumentParser
+
+    p = ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--steps", type=int, default=6)
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--micro-batch", type=int, default=2, help="our micro-batch (TRL keeps its default of the batch)")

@@ -16,7 +16,6 @@ Prints JSON (also written to <out_dir>/grader_validity.json).
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import sys
@@ -102,7 +101,9 @@ def plain_answers(items, args) -> tuple[dict[str, str], str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    from data.cli import ArgumentParser
+
+    p = ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--eval_file", default="artifacts/data/eval.jsonl")
     p.add_argument("--predictions", help="a run's predictions.jsonl: its plain answers are used instead of generating")
     p.add_argument("--sample", type=int, default=48, help="eval questions the plain model answers here (default 48)")

@@ -13,7 +13,6 @@ judged correct with a Wilson 95% interval, and the same per shard.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import random
@@ -107,7 +106,9 @@ def read_rows(paths: list[str]) -> list[dict]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    from data.cli import ArgumentParser
+
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
     d = sub.add_parser("draw", help="print a seeded sample as JSON lines (shard, key)")
     d.add_argument("kind", choices=["corpus", "relations"])

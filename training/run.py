@@ -18,6 +18,7 @@ import sys
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
+from data.cli import ArgumentParser
 
 PRESET_DIR = Path(__file__).resolve().parent / "presets"
 SECTIONS = ("data", "model", "graph", "kg", "store", "train", "eval")
@@ -34,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     from data.cli import add_dataclass_args
     from model.modes import MODES
 
-    p = argparse.ArgumentParser(prog="python -m training.run", description=__doc__.splitlines()[0])
+    p = ArgumentParser(prog="python -m training.run", description=__doc__.splitlines()[0])
     p.add_argument("--preset", default="cpu", help="preset name in training/presets or a YAML path (default: cpu)")
     p.add_argument("--resume", action="store_true",
                    help="continue --run_dir from its last checkpoint (its saved config; flags override it)")

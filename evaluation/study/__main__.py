@@ -10,6 +10,7 @@ import argparse
 import logging
 import socket
 import sys
+from data.cli import ArgumentParser
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -19,7 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     from kg.config import KGConfig
     from kg.store import StoreConfig
 
-    p = argparse.ArgumentParser(prog="python -m evaluation.study", description=__doc__.splitlines()[0])
+    p = ArgumentParser(prog="python -m evaluation.study", description=__doc__.splitlines()[0])
     add_dataclass_args(p, StudyConfig)
     add_dataclass_args(p, KGConfig, "kg")
     add_dataclass_args(p, StoreConfig, "store")

@@ -90,3 +90,20 @@ def test_every_entry_point_prints_its_help(module, capsys):
         importlib.import_module(module).main(["--help"])
     assert done.value.code == 0
     assert "usage: python -m " + module in capsys.readouterr().out
+
+
+def test_a_mistyped_flag_is_refused_with_the_nearest_flags(capsys):
+    from data.cli import ArgumentParser
+
+    p = ArgumentParser(prog="prog")
+    p.add_argument("--train.max_steps", type=int)
+    p.add_argument("--graph-prompt", action="store_true")
+    with pytest.raises(SystemExit) as exc:
+        p.parse_args(["--train.max_step", "3"])  # an abbreviation: argparse would take it as max_steps
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "unrecognized arguments: --train.max_step 3" in err and "did you mean --train.max_steps?" in err
+    assert "usage:" not in err  # two lines, not the whole usage
+    with pytest.raises(SystemExit):
+        p.parse_args(["--graph-promt"])
+    assert "did you mean --graph-prompt?" in capsys.readouterr().err
