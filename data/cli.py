@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 
-@lru_cache(maxsize=None)
 class ArgumentParser(argparse.ArgumentParser):
     """argparse for the entry points: no silent abbreviations (`--train.max_step` is an error, not max_steps),
     and a mistyped flag gets a two-line error with the nearest real flags instead of the whole usage."""
@@ -48,6 +47,7 @@ class ArgumentParser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
+@lru_cache(maxsize=None)
 def field_docs(cls: type) -> dict[str, str]:
     """Attribute docstrings (a string literal right after a field) of a dataclass."""
     docs: dict[str, str] = {}
