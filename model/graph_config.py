@@ -3,11 +3,12 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from data.embedding import EMBEDDING_DIM
 from kg.schema import RELATIONS
 
-MINILM_WIDTH = 384
-"""Width of the bundled all-MiniLM-L6-v2 sentence embeddings: the GNN's node, edge and question features (a
-graph context reports its own index's width; this one sizes the modules when none is open, as for the 7B report)."""
+MINILM_WIDTH = EMBEDDING_DIM
+"""Width of the bundled all-MiniLM-L6-v2 sentence embeddings (data.embedding, the one source): the GNN's node, edge
+and question features when no graph context is open, as for the 7B report (a context reports its index's width)."""
 NUM_RELATIONS = len(RELATIONS)
 """Relation types of the closed set (kg.schema): the GNN learns one embedding per type and direction."""
 GNN_KINDS = ("gat", "transformer", "gcn")
