@@ -14,7 +14,8 @@ class DataConfig:
     """Configuration of `python -m data.prepare` and of the data stage of a training run."""
 
     corpus: list[str] = field(default_factory=lambda: [str(SHIPPED_CORPUS_DIR)])
-    """Files or folders to read (JSONL, CSV, or `hf:NAME[:SPLIT]` for a `datasets` dataset). Folders are read for *.jsonl."""
+    """Files or folders to read (JSONL, CSV, or `hf:NAME[:SPLIT]` for a `datasets` dataset). Folders are read for
+    *.jsonl."""
     field_map: dict[str, str] = field(default_factory=dict)
     """Maps QAItem fields to the user's column names, e.g. {"question": "prompt", "answer": "response"}."""
     default_domain: str | None = None

@@ -17,7 +17,8 @@ from data.embedding import embed_questions
 from data.schema import QAItem
 
 _ARTEFACTS = re.compile(r"###|```|<\|im_|\bAs an AI\b|\bI hope this helps\b", re.I)
-_STOP = set("a an the of in on to for and or is are what why how does do with by be it its this that which when".split())
+_STOP = set("a an the of in on to for and or is are what why how does do with by be it its this that which "
+            "when".split())
 
 
 def quality_score(item: QAItem) -> float:

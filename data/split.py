@@ -16,7 +16,8 @@ class Splits:
     eval: list[QAItem]  # held out: never trained on, never used for selection
 
     def sizes(self) -> dict[str, int]:
-        return {"train_curated": len(self.train) + len(self.dev), "train": len(self.train), "dev": len(self.dev), "eval": len(self.eval)}
+        return {"train_curated": len(self.train) + len(self.dev), "train": len(self.train), "dev": len(self.dev),
+                "eval": len(self.eval)}
 
 
 def stable_rank(item_id: str, seed: int) -> str:

@@ -15,17 +15,17 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from kg.config import KGConfig
-from kg.extract import ConceptExtractor, Document, candidate_phrases, cooccurrence_triples, drop_generic, generic_concepts, merge_triples
+from kg.extract import (ConceptExtractor, Document, candidate_phrases, cooccurrence_triples, drop_generic,
+                        generic_concepts, merge_triples)
 from kg.resolve import Merge, mention_forms, resolve_concepts
 from kg.schema import Concept, Triple, concept_id
 from data.embedding import embed_cached  # noqa: F401  (kg.index imports it from here too)
 from kg.vocabulary import VOCAB_DIR, load_vocabulary
 
 log = logging.getLogger(__name__)
-CANDIDATE_BLOCKLIST = set("example case way number time value result step answer question idea point part kind type form".split())
+CANDIDATE_BLOCKLIST = set("example case way number time value result step answer question idea point part kind type "
+                          "form".split())
 
 
 @dataclass
@@ -143,7 +143,8 @@ class ExtractionCache:
             self.rows[row["key"]] = row
 
 
-def extract_all(extractor: ConceptExtractor, docs: list[Document], cache: ExtractionCache, progress: bool) -> tuple[list[Triple], dict[str, Counter]]:
+def extract_all(extractor: ConceptExtractor, docs: list[Document], cache: ExtractionCache,
+                progress: bool) -> tuple[list[Triple], dict[str, Counter]]:
     todo = [d for d in docs if cache.key(d) not in cache.rows]
     log.info("extraction: %d documents cached, %d to extract", len(docs) - len(todo), len(todo))
     if todo:
@@ -151,14 +152,17 @@ def extract_all(extractor: ConceptExtractor, docs: list[Document], cache: Extrac
         by_doc: dict[str, list[dict]] = {d.id: [] for d in todo}
         for t in triples:
             for doc_id in t.provenance:
-                by_doc[doc_id].append({"head": t.head, "relation": t.relation, "tail": t.tail, "confidence": t.confidence, "sentence": t.sentence})
-        cache.save([{"key": cache.key(d), "id": d.id, "mentions": dict(mentions[d.id]), "triples": by_doc[d.id]} for d in todo])
+                by_doc[doc_id].append({"head": t.head, "relation": t.relation, "tail": t.tail,
+                                       "confidence": t.confidence, "sentence": t.sentence})
+        cache.save([{"key": cache.key(d), "id": d.id, "mentions": dict(mentions[d.id]), "triples": by_doc[d.id]}
+                    for d in todo])
     mentions_by_doc: dict[str, Counter] = {}
     raw: list[Triple] = []
     for d in docs:
         row = cache.rows[cache.key(d)]
         mentions_by_doc[d.id] = Counter(row["mentions"])
-        raw.extend(Triple(t["head"], t["relation"], t["tail"], t["confidence"], "pattern", [d.id], t["sentence"]) for t in row["triples"])
+        raw.extend(Triple(t["head"], t["relation"], t["tail"], t["confidence"], "pattern", [d.id], t["sentence"])
+                   for t in row["triples"])
     return merge_triples(drop_generic(raw, generic_concepts(mentions_by_doc))), mentions_by_doc
 
 
@@ -180,7 +184,8 @@ def llm_triples(cfg: KGConfig, docs, mentions, concepts, work: Path, vocab_key: 
     for d in docs:
         row = cache.rows.get(cache.key(d))
         for t in (row or {}).get("triples", []):
-            out.append(Triple(t["head"], t["relation"], t["tail"], t["confidence"], "llm", t["provenance"], t["sentence"]))
+            out.append(Triple(t["head"], t["relation"], t["tail"], t["confidence"], "llm", t["provenance"],
+                              t["sentence"]))
     return out
 
 
@@ -191,7 +196,8 @@ def build_graph_data(cfg: KGConfig, progress: bool = True) -> GraphData:
     work = Path(cfg.work_dir)
     ids = sorted(vocab.concepts)
     vecs = embed_cached([concept_text(vocab.concepts[c]) for c in ids], work / "embeddings.npz")
-    concepts, curated, merges, ambiguous = resolve_concepts(vocab.concepts, vocab.curated, dict(zip(ids, vecs)), cfg.merge_threshold)
+    concepts, curated, merges, ambiguous = resolve_concepts(vocab.concepts, vocab.curated, dict(zip(ids, vecs)),
+                                                            cfg.merge_threshold)
     docs = load_documents(cfg)
 
     candidates: list[str] = []
@@ -200,15 +206,18 @@ def build_graph_data(cfg: KGConfig, progress: bool = True) -> GraphData:
         domain_of = {d.id: d.domain for d in docs}
         for phrase, doc_ids in sorted(candidate_phrases(docs, known, min_docs=cfg.candidate_min_docs).items()):
             cid = concept_id(phrase)
-            if cid in concepts or any(w in CANDIDATE_BLOCKLIST for w in phrase.split()) or any(ch.isdigit() for ch in phrase):
+            if (cid in concepts or any(w in CANDIDATE_BLOCKLIST for w in phrase.split())
+                    or any(ch.isdigit() for ch in phrase)):
                 continue
             domain = Counter(domain_of[i] for i in doc_ids if domain_of.get(i)).most_common(1)
             concepts[cid] = Concept(cid, phrase, domain[0][0] if domain else "ai", [], "", "extracted")
             candidates.append(cid)
 
-    vocab_key = hashlib.sha256(json.dumps(sorted((c, *mention_forms({c: concepts[c]})[c]) for c in concepts)).encode()).hexdigest()[:16]
+    vocab_key = hashlib.sha256(
+        json.dumps(sorted((c, *mention_forms({c: concepts[c]})[c]) for c in concepts)).encode()).hexdigest()[:16]
     extractor = ConceptExtractor(concepts)
-    pattern, mentions = extract_all(extractor, docs, ExtractionCache(work / "extraction_cache.jsonl", vocab_key), progress)
+    pattern, mentions = extract_all(extractor, docs, ExtractionCache(work / "extraction_cache.jsonl", vocab_key),
+                                    progress)
     cooc = cooccurrence_triples(mentions, cfg.cooc_min_count, cfg.cooc_min_npmi) if cfg.cooccurrence else []
     if cfg.llm_extract:
         pattern = merge_triples(pattern + llm_triples(cfg, docs, mentions, concepts, work, vocab_key, progress))

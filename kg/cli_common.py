@@ -21,7 +21,8 @@ def parser(prog: str, description: str, kg: bool = True) -> argparse.ArgumentPar
 
 
 def configs(args: argparse.Namespace, kg: bool = True):
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
     store = dataclass_from_args(StoreConfig, args)
     return (dataclass_from_args(KGConfig, args), store) if kg else store
 

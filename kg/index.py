@@ -52,7 +52,8 @@ class GraphIndex:
         self.adj = sparse.csr_matrix((np.ones(len(rows), dtype=np.int8), (rows, cols)), shape=(n, n))
 
     def edge_text(self, e: int) -> str:
-        return relation_text(self.names[self.edge_src[e]], RELATION_LIST[self.edge_rel[e]], self.names[self.edge_dst[e]])
+        return relation_text(self.names[self.edge_src[e]], RELATION_LIST[self.edge_rel[e]],
+                             self.names[self.edge_dst[e]])
 
     def node_text(self, i: int) -> str:
         return f"{self.names[i]}: {self.definitions[i]}" if self.definitions[i] else self.names[i]
@@ -77,7 +78,8 @@ class GraphIndex:
         return list(dict.fromkeys(found))
 
 
-_VERB_LIKE = {"mean", "means", "model", "models", "test", "tests", "sample", "samples", "train", "map", "process", "cache", "set"}
+_VERB_LIKE = {"mean", "means", "model", "models", "test", "tests", "sample", "samples", "train", "map", "process",
+              "cache", "set"}
 _AUXILIARIES = {"does", "do", "did", "to", "will", "would", "can", "could", "should", "you", "we", "i", "they"}
 
 
@@ -88,7 +90,9 @@ def _used_as_verb(span) -> bool:
     doc = span.doc
     nxt = doc[span.end].text if span.end < len(doc) else ""
     prev = doc[span.start - 1].text.lower() if span.start > 0 else ""
-    return prev in _AUXILIARIES or (nxt in ("?", ".", "") and any(t.lower_ in ("does", "do", "did") for t in doc[: span.start]))
+    return prev in _AUXILIARIES or (
+        nxt in ("?", ".", "") and any(t.lower_ in ("does", "do", "did") for t in doc[: span.start])
+    )
 
 
 def load_index(store, work_dir: str | Path, with_edge_embeddings: bool = True) -> GraphIndex:

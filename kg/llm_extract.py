@@ -43,12 +43,15 @@ TRIPLES_SCHEMA = {
     "additionalProperties": False,
 }
 
-PROMPT = """Extract the relations that the passage itself states between the listed concepts.
+PROMPT = (
+    """Extract the relations that the passage itself states between the listed concepts.
 Relation types (head -> tail):
 {relations}
 Concepts in the passage (use these ids): {concepts}
 Passage: {text}
-Answer with JSON only: {{"triples": [{{"head": "<id>", "relation": "<TYPE>", "tail": "<id>"}}]}}. Use an empty list if the passage states none."""
+Answer with JSON only: {{"triples": [{{"head": "<id>", "relation": "<TYPE>", "tail": "<id>"}}]}}. """
+    "Use an empty list if the passage states none."
+)
 
 Completer = Callable[[str], str]
 
@@ -81,7 +84,8 @@ def parse_triples(raw: str, allowed: dict[str, str], doc_id: str, text: str) -> 
         if rel not in RELATIONS:
             problems.append(f"{doc_id}: triple {k} has relation {item.get('relation')!r}, not in the closed set")
         elif head is None or tail is None:
-            problems.append(f"{doc_id}: triple {k} names a concept not mentioned in the passage: {item.get('head')!r} / {item.get('tail')!r}")
+            problems.append(f"{doc_id}: triple {k} names a concept not mentioned in the passage: "
+                            f"{item.get('head')!r} / {item.get('tail')!r}")
         elif head == tail:
             problems.append(f"{doc_id}: triple {k} relates {head} to itself")
         else:
@@ -106,18 +110,21 @@ def llm_extract(doc_id: str, text: str, mentioned: list[Concept], complete: Comp
 class OpenAICompleter:
     """chat.completions with a JSON-schema response format; base URL, key and model from flags or env."""
 
-    def __init__(self, model: str | None = None, base_url: str | None = None, api_key: str | None = None, timeout: float = 60.0):
+    def __init__(self, model: str | None = None, base_url: str | None = None, api_key: str | None = None,
+                 timeout: float = 60.0):
         from openai import OpenAI
 
         self.model = model or os.environ.get("STUDYLLAMA_EXTRACT_MODEL", "gpt-4o-mini")
         self.client = OpenAI(base_url=base_url or os.environ.get("OPENAI_BASE_URL"),
-                             api_key=api_key or os.environ.get("OPENAI_API_KEY", "not-needed"), timeout=timeout, max_retries=3)
+                             api_key=api_key or os.environ.get("OPENAI_API_KEY", "not-needed"), timeout=timeout,
+                             max_retries=3)
 
     def __call__(self, prompt: str) -> str:
         resp = self.client.chat.completions.create(
             model=self.model,
             messages=[{"role": "user", "content": prompt}],
             temperature=0,
-            response_format={"type": "json_schema", "json_schema": {"name": "triples", "schema": TRIPLES_SCHEMA, "strict": True}},
+            response_format={"type": "json_schema",
+                             "json_schema": {"name": "triples", "schema": TRIPLES_SCHEMA, "strict": True}},
         )
         return resp.choices[0].message.content or ""

@@ -65,7 +65,8 @@ def run_pcst(n_nodes: int, edges: np.ndarray, n_prizes: np.ndarray, e_prizes: np
             virtual_map.append(e)
             next_virtual += 1
     prizes = np.concatenate([n_prizes, np.array(virtual_prizes, dtype=np.float64)])
-    vertices, chosen = pcst_fast.pcst_fast(np.asarray(new_edges, dtype=np.int64), prizes, np.asarray(costs, dtype=np.float64), -1, 1, "gw", 0)
+    vertices, chosen = pcst_fast.pcst_fast(np.asarray(new_edges, dtype=np.int64), prizes,
+                                           np.asarray(costs, dtype=np.float64), -1, 1, "gw", 0)
     real_edges = [real_map[i] for i in chosen if real_map[i] >= 0]
     virtual = [virtual_map[v - n_nodes] for v in vertices if v >= n_nodes]
     edge_sel = np.unique(np.asarray(real_edges + virtual, dtype=np.int64))
@@ -126,7 +127,8 @@ def retrieve_subgraph(index: GraphIndex, question: str, cfg: KGConfig, q_vec: np
         emb_seeds = [int(i) for i in top[np.argsort(-sims[top])] if sims[i] >= bar]
     seeds = list(dict.fromkeys(lexical + emb_seeds))
     pcst_info = (
-        {"node_topk": cfg.pcst_node_topk, "edge_topk": cfg.pcst_edge_topk, "edge_cost": cfg.pcst_edge_cost, "clusters": 1, "pruning": "gw"}
+        {"node_topk": cfg.pcst_node_topk, "edge_topk": cfg.pcst_edge_topk, "edge_cost": cfg.pcst_edge_cost,
+         "clusters": 1, "pruning": "gw"}
         if cfg.pcst else None
     )
     if not seeds:
@@ -211,7 +213,8 @@ def retrieve_subgraph(index: GraphIndex, question: str, cfg: KGConfig, q_vec: np
             continue
         for e in ids:
             head, tail = int(index.edge_src[e]), int(index.edge_dst[e])
-            edges.append(SubgraphEdge(new_pos[local[head]], RELATION_LIST[index.edge_rel[e]], new_pos[local[tail]], index.edge_text(e), round(float(index.edge_conf[e]), 4)))
+            edges.append(SubgraphEdge(new_pos[local[head]], RELATION_LIST[index.edge_rel[e]], new_pos[local[tail]],
+                                      index.edge_text(e), round(float(index.edge_conf[e]), 4)))
     edges.sort(key=lambda ed: (ed.relation == "RELATED_TO", -ed.confidence, ed.head, ed.tail))
     return Subgraph(
         question=question, nodes=nodes, edges=edges, seeds=[index.ids[s] for s in seeds], hops=cfg.hops, pcst=pcst_info,

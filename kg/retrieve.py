@@ -34,7 +34,8 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps({"subgraph": sg.to_dict(), "evidence": lines}, indent=2))
             return 0
         if sg.empty:
-            print("The concept graph knows nothing about this question (no concept linked); a model would get the plain prompt.")
+            print("The concept graph knows nothing about this question (no concept linked); "
+                  "a model would get the plain prompt.")
             return 0
         print(f"seeds: {', '.join(sg.seeds)}  (hops {sg.hops}, PCST {'on' if sg.pcst else 'off'})")
         for n in sg.nodes:

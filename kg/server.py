@@ -49,7 +49,8 @@ def main(argv: list[str] | None = None) -> int:
                     server.stop()
             print(f"the snapshot in {server.data_dir} loads fine; nothing was moved")
         else:
-            print(f"FalkorDB {'running' if server.healthy() else 'not running'}; data in {server.data_dir}, socket {server.socket_path}")
+            print(f"FalkorDB {'running' if server.healthy() else 'not running'}; data in {server.data_dir}, "
+                  f"socket {server.socket_path}")
         return 0
 
     return run_main(go)

@@ -64,7 +64,8 @@ class GraphStore(Protocol):
     def close(self) -> None: ...
 
 
-def write_batches(store: GraphStore, statement: str, rows: Iterable[dict], batch: int = BATCH, progress=None, params: dict | None = None) -> int:
+def write_batches(store: GraphStore, statement: str, rows: Iterable[dict], batch: int = BATCH, progress=None,
+                  params: dict | None = None) -> int:
     """Send rows in UNWIND batches (with any extra parameters); returns the number of rows written."""
     buf: list[dict] = []
     n = 0

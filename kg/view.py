@@ -30,12 +30,14 @@ def subgraph_html(sg, domains: dict[str, str], title: str | None = None) -> str:
         Node(
             id=i, caption=n.name, size=28 if n.id in seeds else 18, color=DOMAIN_COLOURS.get(domains.get(n.id)),
             x=pos[i][0], y=pos[i][1],
-            properties={"id": n.id, "domain": domains.get(n.id) or "", "score": n.score, "reason": n.reason, "text": n.text},
+            properties={"id": n.id, "domain": domains.get(n.id) or "", "score": n.score, "reason": n.reason,
+                        "text": n.text},
         )
         for i, n in enumerate(sg.nodes)
     ]
     rels = [
-        Relationship(id=k, source=e.head, target=e.tail, caption=e.relation, properties={"relation": e.relation, "confidence": e.confidence})
+        Relationship(id=k, source=e.head, target=e.tail, caption=e.relation,
+                     properties={"relation": e.relation, "confidence": e.confidence})
         for k, e in enumerate(sg.edges)
     ]
     graph = VisualizationGraph(nodes=nodes, relationships=rels)

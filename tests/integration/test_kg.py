@@ -63,9 +63,12 @@ def test_building_twice_gives_identical_counts(built, kg_dirs):
 @pytest.mark.parametrize(
     "question, must_have, any_of",
     [
-        ("What is the bias-variance tradeoff?", {"bias", "variance", "model-complexity"}, {"overfitting", "underfitting"}),
-        ("How does a hash table handle collisions?", {"hash-table"}, {"separate-chaining", "open-addressing", "hash-collision"}),
-        ("What does a p-value tell you?", {"p-value"}, {"hypothesis-testing", "null-hypothesis", "significance-level", "test-statistic"}),
+        ("What is the bias-variance tradeoff?", {"bias", "variance", "model-complexity"},
+         {"overfitting", "underfitting"}),
+        ("How does a hash table handle collisions?", {"hash-table"},
+         {"separate-chaining", "open-addressing", "hash-collision"}),
+        ("What does a p-value tell you?", {"p-value"},
+         {"hypothesis-testing", "null-hypothesis", "significance-level", "test-statistic"}),
     ],
 )
 def test_retrieval_returns_the_expected_concepts(built, kg_dirs, question, must_have, any_of):
@@ -83,7 +86,8 @@ def test_unknown_question_falls_back_cleanly(built, kg_dirs):
 
 
 def test_exports(built, kg_dirs, tmp_path):
-    for fmt, target in (("csv", tmp_path / "csv"), ("cypher", tmp_path / "g.cypher"), ("graphml", tmp_path / "g.graphml")):
+    for fmt, target in (("csv", tmp_path / "csv"), ("cypher", tmp_path / "g.cypher"),
+                        ("graphml", tmp_path / "g.graphml")):
         out = json.loads(run_cli("kg.export", "--format", fmt, "-o", str(target), "--data_dir", str(kg_dirs[0])).stdout)
         assert out["concepts"] == built["concepts"] and out["triples"] == built["triples"]
     header = (tmp_path / "csv" / "concepts.csv").read_text().splitlines()[0]
@@ -99,12 +103,14 @@ def test_hostile_names_are_stored_verbatim(kg_dirs, tmp_path):
                      "relations": [{"relation": "RELATED_TO", "tail": "hash-table"}]})
     vocab.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     db = tmp_path / "db"
-    out = json.loads(run_cli("kg.build", "--json", "--vocab", str(vocab), "--data_dir", str(db), "--work_dir", str(kg_dirs[1])).stdout)
+    out = json.loads(run_cli("kg.build", "--json", "--vocab", str(vocab), "--data_dir", str(db),
+                             "--work_dir", str(kg_dirs[1])).stdout)
     try:
         from kg.store import StoreConfig, open_store
 
         with open_store(StoreConfig(data_dir=str(db))) as store:
-            names = {r["id"]: r["name"] for r in store.run("MATCH (c:Concept) WHERE c.id STARTS WITH 'evil-' RETURN c.id AS id, c.name AS name")}
+            names = {r["id"]: r["name"] for r in store.run("MATCH (c:Concept) WHERE c.id STARTS WITH 'evil-' "
+                                                           "RETURN c.id AS id, c.name AS name")}
             n = store.run("MATCH (c:Concept) RETURN count(c) AS n")[0]["n"]
         assert names == {f"evil-{i}": name for i, name in enumerate(evil)}
         assert n == out["concepts"] >= 1000  # nothing deleted
@@ -217,7 +223,8 @@ def test_view_page_loads_in_headless_chromium(built, kg_dirs, tmp_path):
     # coloured dots alone give about a hundred such pixels.
     problems: list[str] = []
     with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=browser, args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
+        b = p.chromium.launch(executable_path=browser,
+                              args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
         try:
             pg = b.new_page(viewport={"width": 1200, "height": 900})
             pg.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
@@ -243,14 +250,16 @@ def test_notes_are_read_and_update_the_graph_incrementally(built, kg_dirs, tmp_p
     )
     db = tmp_path / "db"
     try:
-        proc = run_cli("kg.build", "--json", "--notes", str(notes), "--data_dir", str(db), "--work_dir", str(kg_dirs[1]), "-v")
+        proc = run_cli("kg.build", "--json", "--notes", str(notes), "--data_dir", str(db), "--work_dir",
+                       str(kg_dirs[1]), "-v")
         out = json.loads(proc.stdout)
         assert out["qa_items"] == built["qa_items"] + 2  # each paragraph of the notes is a document
         assert f"{built['qa_items']} documents cached, 2 to extract" in proc.stderr  # only the new text is extracted
         from kg.store import StoreConfig, open_store
 
         with open_store(StoreConfig(data_dir=str(db))) as store:
-            rows = store.run("MATCH (q:QA)-[:MENTIONS]->(c:Concept) WHERE q.id STARTS WITH 'week1.md#' RETURN c.id AS id")
+            rows = store.run("MATCH (q:QA)-[:MENTIONS]->(c:Concept) WHERE q.id STARTS WITH 'week1.md#' "
+                             "RETURN c.id AS id")
         assert {"dropout", "regularization", "overfitting", "gradient-descent"} <= {r["id"] for r in rows}
     finally:
         run_cli("kg.server", "stop", "--data_dir", str(db), check=False)

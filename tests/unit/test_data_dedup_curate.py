@@ -8,7 +8,8 @@ from data.split import carve_stratified, make_splits
 
 
 def q(i, question, domain="cs"):
-    return QAItem(id=f"q{i}", domain=domain, question=question, answer="An answer with several words in it. " * 8, difficulty="basic", tags=("t",))
+    return QAItem(id=f"q{i}", domain=domain, question=question, answer="An answer with several words in it. " * 8,
+                  difficulty="basic", tags=("t",))
 
 
 def test_exact_and_near_duplicates_with_the_bundled_embedder():
@@ -38,7 +39,8 @@ def test_minhash_finds_reworded_copies_only():
 
 
 def test_quality_prefers_clean_answers():
-    good = QAItem("a", "ai", "What is dropout?", "Dropout randomly zeroes activations during training. " * 10, tags=("dl",))
+    good = QAItem("a", "ai", "What is dropout?", "Dropout randomly zeroes activations during training. " * 10,
+                  tags=("dl",))
     bad = QAItem("b", "ai", "What is dropout?", "dropout ### Question: what is", tags=("dl",))
     assert quality_score(good) > quality_score(bad)
 

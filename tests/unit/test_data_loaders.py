@@ -7,7 +7,8 @@ from data.normalize import normalize_text, question_key
 
 
 def good_row(i, **kw):
-    row = {"id": f"x{i}", "domain": "cs", "question": f"What is thing {i}?", "answer": "It is a thing. " * 10, "difficulty": "basic", "tags": ["t", "u"]}
+    row = {"id": f"x{i}", "domain": "cs", "question": f"What is thing {i}?", "answer": "It is a thing. " * 10,
+           "difficulty": "basic", "tags": ["t", "u"]}
     row.update(kw)
     return row
 
@@ -55,7 +56,8 @@ def test_csv_with_field_map_and_default_domain(tmp_path):
     with pytest.raises(CorpusError) as err:
         load_items([str(p)], field_map={"id": "qid", "question": "prompt", "answer": "response"}, default_domain="cs")
     assert "mine.csv:3: empty question" in str(err.value)
-    items, _ = load_items([str(p)], field_map={"id": "qid", "question": "prompt", "answer": "response"}, default_domain="cs", strict=False)
+    items, _ = load_items([str(p)], field_map={"id": "qid", "question": "prompt", "answer": "response"},
+                          default_domain="cs", strict=False)
     assert items[0].question == "What is a heap?" and items[0].domain == "cs" and items[0].source == "mine.csv"
 
 

@@ -26,7 +26,8 @@ def tiny_graph(n_nodes: int = 4, seed: int = 0):
 
 
 def small_cfg(**kw) -> GraphPromptConfig:
-    base = dict(gnn_hidden=16, gnn_heads=2, projector_hidden=24, adapter_layers=1, adapter_dim=8, adapter_heads=2, soft_tokens=3)
+    base = dict(gnn_hidden=16, gnn_heads=2, projector_hidden=24, adapter_layers=1, adapter_dim=8, adapter_heads=2,
+                soft_tokens=3)
     base.update(kw)
     return GraphPromptConfig(**base)
 
@@ -123,7 +124,8 @@ def test_adapter_gate_moves_first_then_everything_behind_it(tiny_model, tokenize
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     # null_kv and the final RMSNorm weight aside, every adapter and GNN weight has moved after two steps
     assert {n for n in trainable if n.startswith("encoder.") and "relation" not in n} <= changed
-    assert {n for n in trainable if n.startswith("adapter.") and (".q." in n or ".k." in n or ".v." in n or ".o." in n)} <= changed
+    assert {n for n in trainable
+            if n.startswith("adapter.") and (".q." in n or ".k." in n or ".v." in n or ".o." in n)} <= changed
     assert not any(n.startswith("llm.") for n in changed)
 
 
@@ -171,7 +173,8 @@ def test_save_and_load_restore_graph_modules_and_lora(tiny_model, tokenizer, tmp
     from model.graph_model import load_graph_llm
 
     fresh = copy.deepcopy(tiny_model)
-    llm = get_peft_model(tiny_model, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"))
+    llm = get_peft_model(tiny_model,
+                         LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"))
     cfg = small_cfg(mode="graph")
     model = make(llm, tokenizer, cfg)
     b = batch_inputs(tokenizer, ["What is a heap?"], [tiny_graph()])
@@ -190,7 +193,8 @@ def test_parameter_counts_on_llama2_7b_stay_far_below_the_study_lora():
     from model.config import STUDY_LORA_TARGETS
 
     c = LLAMA2_7B
-    lora = lora_parameter_count(c["hidden_size"], c["intermediate_size"], c["num_hidden_layers"], c["vocab_size"], 32, STUDY_LORA_TARGETS)
+    lora = lora_parameter_count(c["hidden_size"], c["intermediate_size"], c["num_hidden_layers"], c["vocab_size"], 32,
+                                STUDY_LORA_TARGETS)
     assert 80_000_000 < lora < 82_000_000  # the study printed 81M trainable for its LoRA
     adapter = count_graph_modules(GraphPromptConfig(mode="adapter"), c["hidden_size"], c["num_hidden_layers"])
     per_block = 4096 * 128 + 2 * 256 * 128 + 128 * 4096 + 4096 + 2 * 128 + 1
@@ -205,10 +209,12 @@ def test_lora_count_formula_matches_peft_on_a_tiny_model(tiny_model):
     from model.graph_adapter import lora_parameter_count
 
     c = tiny_model.config
-    peft_model = get_peft_model(tiny_model, LoraConfig(r=4, lora_alpha=8, target_modules=STUDY_LORA_TARGETS, task_type="CAUSAL_LM"))
+    peft_model = get_peft_model(tiny_model,
+                                LoraConfig(r=4, lora_alpha=8, target_modules=STUDY_LORA_TARGETS, task_type="CAUSAL_LM"))
     trainable = sum(p.numel() for p in peft_model.parameters() if p.requires_grad)
     kv = c.num_key_value_heads * (c.hidden_size // c.num_attention_heads)
-    assert trainable == lora_parameter_count(c.hidden_size, c.intermediate_size, c.num_hidden_layers, c.vocab_size, 4, STUDY_LORA_TARGETS, kv)
+    assert trainable == lora_parameter_count(c.hidden_size, c.intermediate_size, c.num_hidden_layers, c.vocab_size, 4,
+                                             STUDY_LORA_TARGETS, kv)
 
 
 def test_config_rejects_conflicts_all_at_once():
@@ -221,7 +227,9 @@ def test_config_rejects_conflicts_all_at_once():
     assert GraphPromptConfig(mode="graph-text").uses_text and not GraphPromptConfig(mode="graph-text").uses_gnn
 
 
-def test_on_a_4bit_base_one_step_moves_lora_and_graph_modules_but_not_the_quantised_weights(tiny_model, tokenizer, tmp_path):
+def test_on_a_4bit_base_one_step_moves_lora_and_graph_modules_but_not_the_quantised_weights(
+    tiny_model, tokenizer, tmp_path
+):
     """The same checks on a real bitsandbytes NF4 model (the tiny Llama saved and reloaded in 4-bit)."""
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
@@ -229,8 +237,10 @@ def test_on_a_4bit_base_one_step_moves_lora_and_graph_modules_but_not_the_quanti
     from model.load import attach_lora
 
     tiny_model.save_pretrained(tmp_path / "tiny")
-    q = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=torch.bfloat16)
-    base = AutoModelForCausalLM.from_pretrained(tmp_path / "tiny", quantization_config=q, dtype=torch.bfloat16, device_map={"": "cpu"})
+    q = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                           bnb_4bit_compute_dtype=torch.bfloat16)
+    base = AutoModelForCausalLM.from_pretrained(tmp_path / "tiny", quantization_config=q, dtype=torch.bfloat16,
+                                                device_map={"": "cpu"})
     assert base.is_loaded_in_4bit
     llm = attach_lora(base, ModelConfig(lora_r=4, lora_alpha=8))
     model = make(llm, tokenizer, small_cfg(mode="graph"))

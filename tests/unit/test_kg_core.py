@@ -34,9 +34,11 @@ def test_closed_relation_set_and_one_upsert_per_type():
 def test_every_relation_type_reads_as_a_phrase():
     # one phrase per type, and the GNN's relation ids of the older types are unchanged by the split
     assert list(RELATION_WORDS) == list(RELATIONS) and list(RELATIONS)[-1] == "MITIGATES"
-    assert list(RELATIONS)[:8] == ["IS_A", "PART_OF", "USES", "USED_FOR", "PREREQUISITE_OF", "CONTRASTS_WITH", "MEASURES", "RELATED_TO"]
+    assert list(RELATIONS)[:8] == ["IS_A", "PART_OF", "USES", "USED_FOR", "PREREQUISITE_OF", "CONTRASTS_WITH",
+                                   "MEASURES", "RELATED_TO"]
     assert relation_text("dropout", "MITIGATES", "overfitting") == "dropout counters overfitting"
-    assert relation_text("probability", "PREREQUISITE_OF", "Bayesian inference") == "probability is a prerequisite for Bayesian inference"
+    assert (relation_text("probability", "PREREQUISITE_OF", "Bayesian inference")
+            == "probability is a prerequisite for Bayesian inference")
 
 
 def test_shipped_vocabulary_is_valid_and_large():
@@ -52,7 +54,8 @@ def test_vocabulary_errors_name_file_and_line(tmp_path):
     p = tmp_path / "concepts_bad.jsonl"
     p.write_text(
         json.dumps({"id": "a", "name": "A", "domain": "cs", "relations": [{"relation": "LIKES", "tail": "b"}]}) + "\n"
-        + json.dumps({"id": "b", "name": "B", "domain": "art", "relations": [{"relation": "IS_A", "tail": "zzz"}]}) + "\n"
+        + json.dumps({"id": "b", "name": "B", "domain": "art", "relations": [{"relation": "IS_A", "tail": "zzz"}]})
+        + "\n"
         + "{broken\n"
     )
     with pytest.raises(VocabularyError) as err:
@@ -69,7 +72,8 @@ def test_resolution_merges_and_keeps_aliases():
         "heap": C("heap", "heap", "cs", ["priority queue"]),
         "priority-queue": C("priority-queue", "priority queue", "cs"),
     }
-    triples = [Triple("hash-tables", "USES", "heap", 1.0, "curated"), Triple("hash-table", "USES", "heap", 1.0, "curated")]
+    triples = [Triple("hash-tables", "USES", "heap", 1.0, "curated"),
+               Triple("hash-table", "USES", "heap", 1.0, "curated")]
     vecs = {k: np.eye(4)[i] for i, k in enumerate(concepts)}
     out, remapped, merges, ambiguous = resolve_concepts(concepts, triples, vecs)
     assert "hash-tables" not in out and "Hash Tables" in out["hash-table"].aliases
@@ -153,9 +157,11 @@ def test_mention_forms_add_plurals():
 
 def test_exports_escape_everything(tmp_path):
     evil = "A\"}) DETACH DELETE n // it's \\ <b>"
-    concepts = [{"id": "x", "name": evil, "domain": "cs", "aliases": ["a;b"], "definition": "d", "source": "vocabulary"},
+    concepts = [{"id": "x", "name": evil, "domain": "cs", "aliases": ["a;b"], "definition": "d",
+                 "source": "vocabulary"},
                 {"id": "y", "name": "Y", "domain": "ai", "aliases": [], "definition": "", "source": "vocabulary"}]
-    triples = [{"head": "x", "relation": "USES", "tail": "y", "confidence": 0.5, "source": "pattern", "provenance": ["q1"], "sentence": evil}]
+    triples = [{"head": "x", "relation": "USES", "tail": "y", "confidence": 0.5, "source": "pattern",
+                "provenance": ["q1"], "sentence": evil}]
     files = export_csv(concepts, triples, tmp_path / "csv")
     import csv
 

@@ -3,7 +3,8 @@ import json
 from kg.llm_extract import TRIPLES_SCHEMA, build_prompt, llm_extract
 from kg.schema import RELATIONS, Concept
 
-CONCEPTS = [Concept("dropout", "dropout", "ai", ["dropout layer"]), Concept("overfitting", "overfitting", "ai", ["over-fitting"]),
+CONCEPTS = [Concept("dropout", "dropout", "ai", ["dropout layer"]),
+            Concept("overfitting", "overfitting", "ai", ["over-fitting"]),
             Concept("regularization", "regularization", "ai", ["regularisation"])]
 TEXT = "Dropout is a regularisation technique that reduces over-fitting."
 

@@ -25,7 +25,8 @@ def test_pcst_edge_prizes_become_virtual_nodes():
 
 
 def test_prizes_follow_g_retriever():
-    n, e, cost = pcst_prizes(np.array([0.1, 0.9, 0.5, 0.7]), np.array([0.3, 0.8, 0.8]), KGConfig(pcst_node_topk=3, pcst_edge_topk=2))
+    n, e, cost = pcst_prizes(np.array([0.1, 0.9, 0.5, 0.7]), np.array([0.3, 0.8, 0.8]),
+                             KGConfig(pcst_node_topk=3, pcst_edge_topk=2))
     assert n.tolist() == [0.0, 3.0, 1.0, 2.0]
     # two edges share the top value: 2/2 each; the next level min(1/1, 0.99 - 0.01)
     assert e[1] == e[2] == pytest.approx(1.0) and e[0] == pytest.approx(0.98)
@@ -45,8 +46,9 @@ def index():
     emb = np.stack([unit([1, 0.2, 0, 0]), unit([0.9, 0.4, 0, 0]), unit([0.3, 1, 0, 0]), unit([0.6, 0, 0.8, 0]),
                     unit([0, 0, 1, 0.1]), unit([0, 0, 0, 1])])
     src, dst, rel = [1, 2, 0], [0, 1, 3], ["IS_A", "USES", "RELATED_TO"]
-    idx = GraphIndex(ids=ids, names=names, definitions=["def " + n for n in names], aliases=[[] for _ in ids], node_emb=emb,
-                     edge_src=np.array(src), edge_dst=np.array(dst), edge_rel=np.array([RELATION_LIST.index(r) for r in rel]),
+    idx = GraphIndex(ids=ids, names=names, definitions=["def " + n for n in names], aliases=[[] for _ in ids],
+                     node_emb=emb, edge_src=np.array(src), edge_dst=np.array(dst),
+                     edge_rel=np.array([RELATION_LIST.index(r) for r in rel]),
                      edge_conf=np.ones(3, dtype=np.float32))
     idx.edge_emb = np.stack([emb[s] + emb[d] for s, d in zip(src, dst)])
     idx.edge_emb /= np.linalg.norm(idx.edge_emb, axis=1, keepdims=True)
@@ -88,7 +90,8 @@ def test_neighbour_growth_after_pcst(index):
 
 
 def test_unknown_question_gives_an_empty_subgraph_and_no_evidence(index):
-    sg = retrieve_subgraph(index, "Who won the football match?", KGConfig(seed_min_similarity=0.99), q_vec=unit([0.5, 0.5, 0.5, 0.5]))
+    sg = retrieve_subgraph(index, "Who won the football match?", KGConfig(seed_min_similarity=0.99),
+                           q_vec=unit([0.5, 0.5, 0.5, 0.5]))
     assert sg.empty and evidence_lines(sg) == [] and evidence_text(sg) == ""
 
 
