@@ -87,24 +87,23 @@ def get_embedder(model: str | None = None) -> TextEmbedder:
     return TextEmbedder(model)
 
 
-def embed_questions(items: list[QAItem], embeddings: dict[str, np.ndarray] | None = None) -> np.ndarray:
-    """Question vectors aligned with `items`, taken from `embeddings` or computed with the bundled MiniLM."""
+def _item_vectors(items: list[QAItem], embeddings: dict[str, np.ndarray] | None, field: str) -> np.ndarray:
     if embeddings is None:
-        return get_embedder().encode([it.question for it in items])
+        return get_embedder().encode([getattr(it, field) for it in items])
     missing = [it.id for it in items if it.id not in embeddings]
     if missing:
-        raise ValueError(f"no embedding for {len(missing)} item(s), e.g. {missing[:3]}")
+        raise ValueError(f"no {field} embedding for {len(missing)} item(s), e.g. {missing[:3]}")
     return np.stack([embeddings[it.id] for it in items])
+
+
+def embed_questions(items: list[QAItem], embeddings: dict[str, np.ndarray] | None = None) -> np.ndarray:
+    """Question vectors aligned with `items`, taken from `embeddings` or computed with the bundled MiniLM."""
+    return _item_vectors(items, embeddings, "question")
 
 
 def embed_answers(items: list[QAItem], embeddings: dict[str, np.ndarray] | None = None) -> np.ndarray:
     """Answer vectors aligned with `items` (the encoder reads an answer's first 128 tokens)."""
-    if embeddings is None:
-        return get_embedder().encode([it.answer for it in items])
-    missing = [it.id for it in items if it.id not in embeddings]
-    if missing:
-        raise ValueError(f"no answer embedding for {len(missing)} item(s), e.g. {missing[:3]}")
-    return np.stack([embeddings[it.id] for it in items])
+    return _item_vectors(items, embeddings, "answer")
 
 
 def text_key(text: str) -> str:

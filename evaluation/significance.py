@@ -21,3 +21,15 @@ def paired_bootstrap(a: list[float], b: list[float], n_boot: int = 2000, n_perm:
     p = (1 + int((null >= observed - 1e-12).sum())) / (n_perm + 1)
     return {"mean_a": float(np.mean(a)), "mean_b": float(np.mean(b)), "diff": float(x.mean()),
             "ci_low": float(lo), "ci_high": float(hi), "p_value": float(p), "n": n}
+
+
+def wilson_interval(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson score interval of a proportion k/n (95% for z = 1.96); (0, 0) when n is 0."""
+    import math
+
+    if n == 0:
+        return 0.0, 0.0
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return centre - half, centre + half

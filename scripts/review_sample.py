@@ -14,7 +14,6 @@ judged correct with a Wilson 95% interval, and the same per shard.
 from __future__ import annotations
 
 import json
-import math
 import random
 import sys
 from collections import Counter, defaultdict
@@ -68,12 +67,9 @@ def draw(pop: dict[str, list[str]], n: int, seed: int, exclude: set[str] = froze
 
 
 def wilson(k: int, n: int, z: float = 1.96) -> list[float]:
-    if n == 0:
-        return [0.0, 0.0]
-    p = k / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return [round(centre - half, 4), round(centre + half, 4)]
+    from evaluation.significance import wilson_interval
+
+    return [round(v, 4) for v in wilson_interval(k, n, z)]
 
 
 def rates(rows: list[dict]) -> dict:

@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import json
-import math
 import sys
 from collections import Counter
 from pathlib import Path
@@ -24,12 +23,9 @@ GOLD = ROOT / "kg" / "gold"
 
 
 def wilson(k: int, n: int, z: float = 1.96) -> list[float]:
-    if n == 0:
-        return [0.0, 0.0]
-    p = k / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return [round(centre - half, 3), round(centre + half, 3)]
+    from evaluation.significance import wilson_interval
+
+    return [round(v, 3) for v in wilson_interval(k, n, z)]
 
 
 def score_patterns() -> dict:

@@ -59,3 +59,13 @@ def test_graph_systems_are_also_compared_with_the_finetuned_model():
     assert list(comps) == ["finetuned vs plain", "graph vs plain", "graph vs finetuned"]
     g = comps["graph vs finetuned"]["rougeL"]
     assert g["mean_a"] == comps["finetuned vs plain"]["rougeL"]["mean_b"] and g["diff"] > 0
+
+
+def test_wilson_interval_of_the_second_corpus_review():
+    from evaluation.significance import wilson_interval
+
+    lo, hi = wilson_interval(294, 300)
+    assert round(lo, 4) == 0.9571 and round(hi, 4) == 0.9908  # data/review/README.md: 95.7-99.1%
+    assert wilson_interval(0, 0) == (0.0, 0.0)
+    lo, hi = wilson_interval(5, 10)
+    assert abs((lo + hi) / 2 - 0.5) < 1e-12 and 0.23 < lo < 0.24  # symmetric about one half
