@@ -210,9 +210,22 @@ class EmbeddedFalkorDB:
                 stale.unlink(missing_ok=True)
             detail = bad[0].split(" # ", 1)[-1].strip()
             raise CorruptSnapshotError(self.snapshot, detail)
-        if self.pid_file.exists() and self._pid() is None:
+        if self._exited():
             raise StoreUnavailableError(
                 f"FalkorDB exited during start; its log ({self.log_file}) ends with:\n{text[-1500:]}")
+
+    def _exited(self) -> bool:
+        """The launched server wrote its pid and that process is gone. A pid file that exists but is still
+        empty or half-written (redis creates it, then writes the number) means starting, not exited."""
+        try:
+            pid = int(self.pid_file.read_text().strip())
+        except (OSError, ValueError):
+            return False
+        try:
+            os.kill(pid, 0)
+        except OSError:
+            return True
+        return False
 
     def _answers_within(self, timeout: float) -> bool:
         end = time.time() + timeout

@@ -37,3 +37,23 @@ def test_unreachable_server_is_named(monkeypatch):
     monkeypatch.setattr(neo4j.GraphDatabase, "driver", lambda *a, **k: driver)
     with pytest.raises(StoreUnavailableError, match="not reachable .*Is the server running"):
         Neo4jStore("bolt://example:7687", "neo4j", "pw")
+
+
+def test_a_pid_file_being_written_is_a_server_starting_not_one_that_exited(tmp_path):
+    """redis creates its pid file and then writes the number: a start that reads it in between must keep
+    waiting (this race failed a start under load with "FalkorDB exited during start")."""
+    import os
+    import subprocess
+
+    from kg.falkordb_store import EmbeddedFalkorDB
+
+    server = EmbeddedFalkorDB(tmp_path)
+    assert not server._exited()  # no pid file yet
+    server.pid_file.write_text("")
+    assert not server._exited()  # created, not yet written
+    server.pid_file.write_text(f"{os.getpid()}\n")
+    assert not server._exited()  # a live process
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    server.pid_file.write_text(f"{gone.pid}\n")
+    assert server._exited()  # written, and that process is gone
