@@ -26,17 +26,20 @@ def _share(part: set[str], whole: set[str]) -> float | None:
 
 
 def concept_scores(answer: str, reference: str, subgraph_concepts: Iterable[str], link: Linker) -> dict:
-    """Per-item scores and the concept sets behind them (for the report's question browser)."""
-    ref = set(link(reference))
-    ans = set(link(answer)) if answer.strip() else set()
-    sub = set(subgraph_concepts)
+    """Per-item scores and the concept sets behind them (for the report's question browser). Coverage is
+    kg.coverage's, the study app grader's measure."""
+    from kg.coverage import coverage_of
+
+    said = list(link(answer)) if answer.strip() else []
+    cov = coverage_of(list(link(reference)), said)
+    ref, ans, sub = set(cov.reference), set(said), set(subgraph_concepts)
     return {
-        "concept_coverage": _share(ans, ref),
+        "concept_coverage": cov.coverage,
         "concept_support": _share(ref | sub, ans),
         "retrieval_recall": _share(sub, ref),
         "evidence_use": _share(ans, sub),
-        "concepts": {"reference": sorted(ref), "answer": sorted(ans), "named": sorted(ans & ref),
-                     "missed": sorted(ref - ans)},
+        "concepts": {"reference": sorted(ref), "answer": sorted(ans), "named": sorted(cov.named),
+                     "missed": sorted(cov.missed)},
     }
 
 
