@@ -86,10 +86,6 @@ class GraphPromptConfig:
         if self.adapter_dim % self.adapter_heads:
             problems.append(f"adapter_dim ({self.adapter_dim}) must be a multiple of adapter_heads "
                             f"({self.adapter_heads})")
-        if self.mode == "graph" and self.soft_tokens == 0 and self.text_evidence is False:
-            problems.append("graph mode with soft_tokens 0 and text_evidence off would use no graph at all")
-        if self.mode == "graph" and not self.lora and self.soft_tokens == 0:
-            problems.append("graph mode without LoRA needs soft tokens (nothing else would train)")
         if not 0.0 <= self.evidence_dropout < 1.0:
             problems.append(f"evidence_dropout must be in [0, 1), got {self.evidence_dropout}")
         if min(self.evidence_triples, self.evidence_definitions, self.evidence_paths) < 0:

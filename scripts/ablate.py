@@ -308,7 +308,7 @@ class Grid:
         if cell.mode == "plain":
             src = source or Path("<a finished training cell>")
             return [self.python, "-m", "evaluation.run", "--run_dir", str(src), *cell.flags, "--out_dir",
-                    str(cell.dir / "eval")]
+                    str(cell.dir / EVAL_DIR)]
         return [self.python, "-m", "training.run", *cell.flags, "--run_dir", str(cell.dir),
                 *(["--resume"] if resume else [])]
 
@@ -397,11 +397,11 @@ def plain_source(grid: Grid) -> Path | None:
 def seed_plain_answers(grid: Grid, cell: Cell) -> Path | None:
     """Copy the plain answers another cell generated into this cell's prediction cache (same model, prompt and
     decoding in every cell, so they are the answers this cell would generate)."""
-    target = cell.dir / "eval" / "predictions" / "plain.jsonl"
+    target = cell.dir / EVAL_DIR / "predictions" / f"{PLAIN}.jsonl"
     if target.exists():
         return None
     for other in grid.cells:
-        src = other.dir / "eval" / "predictions" / "plain.jsonl"
+        src = other.dir / EVAL_DIR / "predictions" / f"{PLAIN}.jsonl"
         if other is not cell and has_metrics(other) and src.exists():
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(src, target)

@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from data.schema import QAItem
+from model.rundir import ADAPTER_DIR
 from model.weight_files import ADAPTER_FILES, CHOSEN_CHECKPOINT
 from prompting.templates import encode_example
 from training.config import TrainConfig
@@ -341,7 +342,7 @@ def select_checkpoint(run_dir: Path, cfg: TrainConfig, files: tuple[str, ...] = 
             log.warning("dev selection (%s) fell back to the last checkpoint, %s: %s scores none of the complete "
                         "checkpoints (no dev items, or checkpoints saved without a score)", cfg.select_on, chosen.name,
                         scores_path)
-    out = run_dir / "adapter"
+    out = run_dir / ADAPTER_DIR
     tmp = Path(tempfile.mkdtemp(prefix=".adapter.", dir=run_dir))
     for f in files:
         shutil.copy2(chosen / f, tmp / f)

@@ -40,6 +40,19 @@ def test_the_shipped_table():
     assert frozen.spec.files(frozen) == ("graph_modules.safetensors", "graph_config.json")
 
 
+def test_a_mode_check_names_each_problem_once():
+    """The graph mode's own checks live in its table entry; the config names each problem once, with the rest."""
+    from model.graph_config import GraphPromptConfig
+
+    with pytest.raises(ValueError) as err:
+        GraphPromptConfig(mode="graph", soft_tokens=0, text_evidence=False, evidence_dropout=2.0)
+    msg = str(err.value)
+    assert msg.count("would use no graph at all") == 1 and msg.count("evidence_dropout must be in [0, 1)") == 1
+    with pytest.raises(ValueError) as err:
+        GraphPromptConfig(mode="graph", soft_tokens=0, lora=False)
+    assert str(err.value).count("needs soft tokens") == 1
+
+
 def test_a_clashing_mode_is_refused():
     with pytest.raises(ValueError, match="flag already used by mode 'graph'"):
         register(Mode("other", "other", "--graph-prompt", "x", "x", toy_build, toy_build, lambda g: ()))
