@@ -152,6 +152,9 @@ def main() -> int:
     import logging
 
     logging.basicConfig(level=logging.WARNING)
+    from data.cli import quiet_third_party
+
+    quiet_third_party()
     from data.embedding import get_embedder
     from data.loaders import read_split
     from kg.config import KGConfig

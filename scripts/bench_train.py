@@ -199,6 +199,9 @@ def main() -> int:
     import logging
 
     logging.basicConfig(level=logging.WARNING)
+    from data.cli import quiet_third_party
+
+    quiet_third_party()
     if args.memory_child:
         print(json.dumps(memory_child(args.memory_child, args)))
         return 0
