@@ -30,6 +30,12 @@ RELATION_WORDS: dict[str, str] = {
     "MITIGATES": "counters",
 }
 DOMAINS = ("cs", "stats", "ai")
+# How much numbered evidence a graph-prompted model gets (model.graph_config.GraphPromptConfig's defaults and
+# prompting.graph_prompt.GraphContext.prompts's): defined once, so a caller that leaves them out gets what
+# training and evaluation use (a benchmark once timed 8 triples against the 5 the model is trained on).
+EVIDENCE_TRIPLES = 5
+EVIDENCE_DEFINITIONS = 2
+EVIDENCE_PATHS = 1
 
 
 def relation_text(head: str, relation: str, tail: str) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from data.embedding import EMBEDDING_DIM
-from kg.schema import RELATIONS
+from kg.schema import EVIDENCE_DEFINITIONS, EVIDENCE_PATHS, EVIDENCE_TRIPLES, RELATIONS
 
 MINILM_WIDTH = EMBEDDING_DIM
 """Width of the bundled all-MiniLM-L6-v2 sentence embeddings (data.embedding, the one source): the GNN's node, edge
@@ -54,11 +54,11 @@ class GraphPromptConfig:
     """Learning rate of the prompt-tuning virtual tokens."""
     link_loss_weight: float = 0.0
     """Weight of GNP's link-prediction auxiliary loss on the GNN's node states (0: off)."""
-    evidence_triples: int = 5
+    evidence_triples: int = EVIDENCE_TRIPLES
     """Triples in the textual evidence, most relevant to the question first (the longest part of it)."""
-    evidence_definitions: int = 2
+    evidence_definitions: int = EVIDENCE_DEFINITIONS
     """Seed-concept definitions in the textual evidence."""
-    evidence_paths: int = 1
+    evidence_paths: int = EVIDENCE_PATHS
     """Paths between seed concepts in the textual evidence (MindMap's path evidence)."""
     evidence_dropout: float = 0.15
     """Share of training items (drawn with the training seed) that get the plain prompt: no evidence, no soft

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kg.config import KGConfig
-from kg.schema import Subgraph, SubgraphEdge, SubgraphNode
+from kg.schema import EVIDENCE_DEFINITIONS, EVIDENCE_PATHS, EVIDENCE_TRIPLES, Subgraph, SubgraphEdge, SubgraphNode
 from kg.store import StoreConfig
 
 log = logging.getLogger(__name__)
@@ -140,8 +140,8 @@ class GraphContext:
                     fh.write(json.dumps(row, ensure_ascii=False) + "\n")
         return [subgraph_from_dict(self._cache[q]) for q in questions]
 
-    def prompts(self, questions: list[str], text: bool, graph: bool, max_triples: int = 8,
-                max_definitions: int = 2, max_paths: int = 1) -> list[GraphPrompt]:
+    def prompts(self, questions: list[str], text: bool, graph: bool, max_triples: int = EVIDENCE_TRIPLES,
+                max_definitions: int = EVIDENCE_DEFINITIONS, max_paths: int = EVIDENCE_PATHS) -> list[GraphPrompt]:
         """GraphPrompts for the questions: evidence lines when `text`, PyG Data when `graph`."""
         from kg.textualize import evidence_lines, to_pyg
 

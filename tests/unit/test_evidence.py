@@ -30,3 +30,15 @@ def test_evidence_dropout_is_a_fixed_share_for_a_seed():
     assert len(a) == 10 and a == evidence_dropout(list(reversed(items)), 0.25, seed=42)
     assert a != evidence_dropout(items, 0.25, seed=43)
     assert evidence_dropout(items, 0.0, seed=42) == frozenset()
+
+
+def test_the_evidence_budget_has_one_default():
+    """A caller of GraphContext.prompts that names no limits gets what the model trains and answers with."""
+    import inspect
+
+    from model.graph_config import GraphPromptConfig
+    from prompting.graph_prompt import GraphContext
+
+    params = inspect.signature(GraphContext.prompts).parameters
+    assert {k: params[k].default for k in ("max_triples", "max_definitions", "max_paths")} == \
+        GraphPromptConfig().evidence_limits() == {"max_triples": 5, "max_definitions": 2, "max_paths": 1}
