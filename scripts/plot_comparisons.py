@@ -19,7 +19,7 @@ sys.path.insert(0, str(ROOT))
 def parse_row(text: str) -> tuple[str, Path, str]:
     """'label=path/metrics.json:comparison name' -> (label, path, comparison name)."""
     label, sep, rest = text.partition("=")
-    path, sep2, comparison = rest.partition(":")
+    path, sep2, comparison = rest.rpartition(":")  # the last colon: a path may hold one, a comparison does not
     if not (sep and sep2 and label and path and comparison):
         raise ValueError(f"--row {text!r}: expected LABEL=METRICS_JSON:COMPARISON (for example "
                          "'graph=runs/r/eval/metrics.json:graph vs finetuned')")

@@ -33,6 +33,13 @@ def test_rows_from_two_files_in_one_chart_per_metric(tmp_path):
     assert svg.count('fill="#2a7"') == 2 and svg.count('fill="#888"') == 2  # above 0: green; holds 0: grey
 
 
+def test_a_path_with_a_colon(tmp_path):
+    a = metrics(tmp_path / "run:2" / "metrics.json", "text vs base", 0.02, 0.01, 0.03)
+    r = run("--metric", "rougeL", "--out", str(tmp_path / "p.svg"), "--row", f"text={a}:text vs base")
+    assert r.returncode == 0, r.stderr
+    assert "+0.020 [+0.010, +0.030]" in (tmp_path / "p.svg").read_text()
+
+
 def test_bad_rows_name_what_is_wrong(tmp_path):
     a = metrics(tmp_path / "metrics.json", "text vs base", 0.01, 0.0, 0.02)
     cases = [(f"text={tmp_path / 'none.json'}:x", "no such metrics.json"),
